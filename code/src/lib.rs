@@ -1,0 +1,1 @@
+//! shouhu-code: placeholder, replaced below.

@@ -1,0 +1,1 @@
+//! shouhu-config: placeholder, replaced below.
