@@ -1,1 +1,33 @@
-//! shouhu-code: placeholder, replaced below.
+//! shouhu-code: the signed health code, shared by the origin, the fallback issuer, the proxy's
+//! edge verification and the `shouhu code` commands.
+//!
+//! A code is `HZ1:` + Base45 of a tagged COSE_Sign1, signed with Ed25519, whose payload is a CWT
+//! claims map ([`Claims`]). Anyone holding the trust list verifies it offline.
+//!
+//! - [`claims`]: what a code says and its canonical CBOR.
+//! - [`key`]: key pairs, kids, roles and key files.
+//! - [`trust`]: the trust list of public keys.
+//! - [`sign`] and [`verify`]: the two directions; [`cose`] holds the wire layers they share.
+//! - [`qr`]: the QR as SVG.
+//! - [`time`]: whole-second times and their RFC 3339 form.
+
+mod macros;
+
+pub mod claims;
+pub mod cose;
+pub mod key;
+pub mod qr;
+pub mod region;
+pub mod sign;
+pub mod time;
+pub mod trust;
+pub mod verify;
+
+pub use claims::{Claims, CodeId, Colour, Source, SubjectId};
+pub use key::{Algorithm, KeyError, KeyPair, KeyRefusal, KeyRole, Kid, PublicKey};
+pub use macros::ParseError;
+pub use qr::{QrError, qr_svg};
+pub use region::Region;
+pub use sign::SignError;
+pub use trust::{TrustList, TrustListError};
+pub use verify::{DEFAULT_CLOCK_SKEW, Verified, VerifyError, VerifyPolicy, verify};
