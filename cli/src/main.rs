@@ -1,1 +1,51 @@
-fn main() {}
+//! `shouhu`: the one binary. It parses arguments and calls into the crates; the commands'
+//! bodies live in the modules below, one per command group.
+//!
+//! Exit codes: 0 success; 1 failure (an invalid code, a start-up error); 2 bad arguments;
+//! 64 invalid configuration.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check_config;
+mod code;
+mod input;
+mod keys;
+
+/// shouhu (守护): a load-resilience gateway that keeps health codes showing through surges
+/// and origin outages.
+#[derive(Parser)]
+#[command(name = "shouhu", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate signing keys and build trust lists.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Issue, verify and render signed health codes.
+    #[command(subcommand)]
+    Code(code::CodeCommand),
+    /// Check a configuration file; prints `ok` or every error (exit 64).
+    CheckConfig(check_config::CheckConfigArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Code(cmd) => code::run(cmd),
+        Command::CheckConfig(args) => check_config::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shouhu: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -13,8 +13,8 @@
 use ciborium::Value;
 use serde::{Deserialize, Serialize};
 
+use crate::Region;
 use crate::macros::{byte_id, text_enum};
-use crate::region::Region;
 use crate::time::{UnixTime, rfc3339};
 
 /// The CWT private-use claim that holds the health-code body.

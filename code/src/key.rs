@@ -19,10 +19,10 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+use crate::Region;
 use crate::claims::{Claims, Source};
 use crate::macros::{byte_id, text_enum};
-use crate::region::Region;
-use crate::time::{UnixTime, rfc3339};
+use crate::time::{UnixTime, format_rfc3339, rfc3339};
 
 byte_id!(
     /// A key id: the first 8 bytes of SHA-256 of the raw public key.
@@ -137,7 +137,12 @@ pub enum KeyRefusal {
         issuer: Region,
     },
     /// The code was issued outside the key's validity window.
-    #[error("code issued at {issued_at} is outside the key's window {not_before}..{not_after}")]
+    #[error(
+        "code issued at {} is outside the key's window {} to {}",
+        format_rfc3339(*issued_at),
+        format_rfc3339(*not_before),
+        format_rfc3339(*not_after)
+    )]
     Window {
         /// The code's issue time.
         issued_at: UnixTime,
@@ -208,12 +213,12 @@ impl PublicKey {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a key file of ours, or its contents do not agree.
     #[error("{path}: {message}")]
@@ -318,9 +323,9 @@ impl KeyPair {
     /// # Errors
     /// The folder or a file cannot be written, or a file of that name exists.
     pub fn write_to_dir(&self, dir: &Path) -> Result<(PathBuf, PathBuf), KeyError> {
-        fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+        fs::create_dir_all(dir).map_err(|error| KeyError::Io {
             path: dir.to_owned(),
-            source,
+            error,
         })?;
         let stem = self.public.file_stem();
         let private_path = dir.join(format!("{stem}.key.json"));
@@ -340,9 +345,9 @@ impl KeyPair {
     /// The file cannot be read, is not a private key file, or its public entry does not
     /// belong to its private key.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
+        let text = fs::read_to_string(path).map_err(|error| KeyError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let invalid = |message: String| KeyError::Invalid {
             path: path.to_owned(),
@@ -375,9 +380,9 @@ fn to_json<T: Serialize>(value: &T) -> String {
 
 fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| KeyError::Io {
+    let io = |error| KeyError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -10,6 +10,9 @@
 //! - [`sign`] and [`verify`]: the two directions; [`cose`] holds the wire layers they share.
 //! - [`qr`]: the QR as SVG.
 //! - [`time`]: whole-second times and their RFC 3339 form.
+//!
+//! The issuing [`Region`] is the config crate's type, so a region that a config file accepts
+//! is exactly one a key and a code accept.
 
 mod macros;
 
@@ -17,7 +20,6 @@ pub mod claims;
 pub mod cose;
 pub mod key;
 pub mod qr;
-pub mod region;
 pub mod sign;
 pub mod time;
 pub mod trust;
@@ -27,7 +29,7 @@ pub use claims::{Claims, CodeId, Colour, Source, SubjectId};
 pub use key::{Algorithm, KeyError, KeyPair, KeyRefusal, KeyRole, Kid, PublicKey};
 pub use macros::ParseError;
 pub use qr::{QrError, qr_svg};
-pub use region::Region;
+pub use shouhu_config::Region;
 pub use sign::SignError;
 pub use trust::{TrustList, TrustListError};
 pub use verify::{DEFAULT_CLOCK_SKEW, Verified, VerifyError, VerifyPolicy, verify};

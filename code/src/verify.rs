@@ -13,7 +13,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use crate::claims::{Claims, ClaimsError, Source};
 use crate::cose::{self, EXTERNAL_AAD, MAX_CODE_CHARS, ParseFailure};
 use crate::key::{KeyRefusal, Kid, PublicKey};
-use crate::time::UnixTime;
+use crate::time::{UnixTime, format_rfc3339};
 use crate::trust::TrustList;
 
 /// Default allowance for clocks that disagree, on both issue and expiry time.
@@ -80,7 +80,7 @@ pub enum VerifyError {
     #[error("{0}")]
     KeyWindow(KeyRefusal),
     /// Issued in the future, beyond the clock-skew allowance.
-    #[error("not yet valid: issued at {issued_at}, now {now}")]
+    #[error("not yet valid: issued at {}, now {}", format_rfc3339(*issued_at), format_rfc3339(*now))]
     NotYetValid {
         /// The code's issue time.
         issued_at: UnixTime,
@@ -88,7 +88,7 @@ pub enum VerifyError {
         now: UnixTime,
     },
     /// Past its expiry, beyond the clock-skew allowance.
-    #[error("expired at {expires_at}, now {now}")]
+    #[error("expired at {}, now {}", format_rfc3339(*expires_at), format_rfc3339(*now))]
     Expired {
         /// The code's expiry.
         expires_at: UnixTime,

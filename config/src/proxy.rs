@@ -1,0 +1,168 @@
+//! The `shouhu proxy` config: one section per concern, each in its own file with its
+//! defaults as documented constants.
+
+mod cache;
+mod deadlines;
+mod fallback;
+mod identity;
+mod routes;
+mod scan;
+mod server;
+mod upstream;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::cache::{
+    Cache, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_STALE,
+    DEFAULT_CACHE_TTL, MIN_CACHE_MAX_BYTES,
+};
+pub use self::deadlines::{
+    DEFAULT_DEADLINE_DECLARE, DEFAULT_DEADLINE_DISPLAY, DEFAULT_DEADLINE_OTHER,
+    DEFAULT_DEADLINE_REGISTER, DEFAULT_DEADLINE_SCAN, DEFAULT_DEADLINE_STATIC, Deadlines,
+};
+pub(crate) use self::fallback::check_issuing;
+pub use self::fallback::{
+    DEFAULT_CODE_TTL, DEFAULT_KEY_DIR_NAME, DEFAULT_MAX_SNAPSHOT_AGE, Fallback, MAX_CODE_TTL,
+};
+pub use self::identity::{DEFAULT_COOKIE_NAME, Identity, SESSION_KEY_WELL_KNOWN_PATH};
+pub use self::routes::{
+    DEFAULT_ANONYMOUS, DEFAULT_ROUTES, InvalidRoutePattern, Method, Route, RouteClass,
+    RoutePattern, default_anonymous, default_routes,
+};
+pub use self::scan::{DEFAULT_VERIFY_AT_EDGE, Scan, VerifyAtEdge};
+pub use self::server::{
+    DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_THREADS, MAX_THREADS, Server,
+};
+pub use self::upstream::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_POOL, DEFAULT_READ_TIMEOUT,
+    Upstream,
+};
+use crate::error::ConfigErrors;
+use crate::kind::Kind;
+use crate::load::Schema;
+use crate::overrides::{Overrides, set};
+use crate::validate::Validator;
+
+/// Default `data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "./shouhu-proxy-data";
+
+/// A `shouhu proxy` config file.
+///
+/// `ProxyConfig::default()` is the config with no file at all; only `origin.url` must then
+/// come from `--origin`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Optional guard, `kind = "proxy"`: a file for another program is refused whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    /// The proxy's own state (fallback signing keys). Default [`DEFAULT_DATA_DIR`].
+    pub data_dir: PathBuf,
+    /// `[server]`.
+    pub server: Server,
+    /// `[origin]`: the system the proxy guards.
+    pub origin: Upstream,
+    /// `[identity]`.
+    pub identity: Identity,
+    /// `[[routes]]`, tried in order; default [`DEFAULT_ROUTES`]. A file's routes replace the
+    /// default table whole.
+    pub routes: Vec<Route>,
+    /// `[deadlines]`.
+    pub deadlines: Deadlines,
+    /// `[cache]`.
+    pub cache: Cache,
+    /// `[fallback]`.
+    pub fallback: Fallback,
+    /// `[scan]`.
+    pub scan: Scan,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            server: Server::default(),
+            origin: Upstream::default(),
+            identity: Identity::default(),
+            routes: default_routes(),
+            deadlines: Deadlines::default(),
+            cache: Cache::default(),
+            fallback: Fallback::default(),
+            scan: Scan::default(),
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Checks every rule (required values, ranges, cross-field rules); `file` names the
+    /// config in messages.
+    ///
+    /// # Errors
+    ///
+    /// Every violation, each with its field path.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigErrors> {
+        crate::load::validate(self, file)
+    }
+
+    /// Replaces file values with command-line ones (see [`Overrides`]).
+    pub fn apply(&mut self, overrides: &Overrides) {
+        set(&mut self.server.listen, overrides.listen.as_ref());
+        set(
+            &mut self.server.admin_listen,
+            overrides.admin_listen.as_ref(),
+        );
+        if let Some(url) = &overrides.origin {
+            self.origin.url = Some(url.clone());
+        }
+        if let Some(redis) = &overrides.redis {
+            self.fallback.redis = Some(redis.clone());
+        }
+        set(&mut self.data_dir, overrides.data_dir.as_ref());
+    }
+
+    /// The fallback signing-key directory: `fallback.key_dir`, else `{data_dir}/keys`.
+    pub fn fallback_key_dir(&self) -> PathBuf {
+        self.fallback
+            .key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(DEFAULT_KEY_DIR_NAME))
+    }
+
+    /// The class and deadline for a request, by the first matching route; `other` when none
+    /// matches.
+    pub fn classify(&self, method: &str, path: &str) -> (RouteClass, crate::Duration) {
+        let route = self
+            .routes
+            .iter()
+            .find(|r| r.method.matches(method) && r.path.as_ref().is_some_and(|p| p.matches(path)));
+        let class = route.and_then(|r| r.class).unwrap_or(RouteClass::Other);
+        let deadline = route
+            .and_then(|r| r.deadline)
+            .unwrap_or_else(|| self.deadlines.for_class(class));
+        (class, deadline)
+    }
+}
+
+impl Schema for ProxyConfig {
+    const KIND: Kind = Kind::Proxy;
+
+    fn apply(&mut self, overrides: &Overrides) {
+        ProxyConfig::apply(self, overrides);
+    }
+
+    fn rules(&self, v: &mut Validator<'_>) {
+        v.kind(self.kind, Kind::Proxy);
+        v.data_dir(&self.data_dir);
+        self.server.check(v);
+        self.origin.check(v);
+        self.identity.check(v);
+        routes::check_routes(&self.routes, v);
+        self.deadlines.check(v);
+        self.cache.check(v);
+        self.fallback.check(v);
+    }
+}
