@@ -43,6 +43,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("verify", |b| {
         b.iter(|| verify(std::hint::black_box(&text), &trust, T0 + 1, &policy))
     });
+    c.bench_function("qr_code", |b| {
+        b.iter(|| shouhu_code::qr::qr_code(std::hint::black_box(&text)))
+    });
     c.bench_function("qr_svg", |b| {
         b.iter(|| shouhu_code::qr_svg(std::hint::black_box(&text)))
     });
