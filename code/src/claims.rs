@@ -54,6 +54,22 @@ text_enum!(
     }
 );
 
+impl Colour {
+    /// How strict a colour is: green < unknown < yellow < red. Wherever two colours must be
+    /// combined (rules that fire together, a snapshot record against a cached code of the same
+    /// age) the stricter one wins. Unknown ranks below yellow: it sends a person to staff for a
+    /// manual check, while yellow refuses entry outright.
+    #[must_use]
+    pub fn strictness(self) -> u8 {
+        match self {
+            Self::Green => 0,
+            Self::Unknown => 1,
+            Self::Yellow => 2,
+            Self::Red => 3,
+        }
+    }
+}
+
 byte_id!(
     /// The pseudonymous subject id: a keyed hash of the ID number, never the number itself.
     SubjectId, 16, "subject id"

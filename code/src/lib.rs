@@ -9,6 +9,7 @@
 //! - [`trust`]: the trust list of public keys.
 //! - [`sign`] and [`verify`]: the two directions; [`cose`] holds the wire layers they share.
 //! - [`qr`]: the QR as SVG.
+//! - [`page`]: the citizen-facing JSON view and HTML page, shared by origin and fallback.
 //! - [`time`]: whole-second times and their RFC 3339 form.
 //!
 //! The issuing [`Region`] is the config crate's type, so a region that a config file accepts
@@ -19,6 +20,7 @@ mod macros;
 pub mod claims;
 pub mod cose;
 pub mod key;
+pub mod page;
 pub mod qr;
 pub mod sign;
 pub mod time;
@@ -28,6 +30,7 @@ pub mod verify;
 pub use claims::{Claims, CodeId, Colour, Source, SubjectId};
 pub use key::{Algorithm, KeyError, KeyPair, KeyRefusal, KeyRole, Kid, PublicKey};
 pub use macros::ParseError;
+pub use page::{CodeView, render_page};
 pub use qr::{QrError, qr_svg};
 pub use shouhu_config::Region;
 pub use sign::SignError;

@@ -152,7 +152,10 @@ fn penalty(dark: &[bool], width: usize) -> u32 {
         }
         score += line_penalty(&column);
     }
-    for (upper, lower) in dark.chunks_exact(width).zip(dark.chunks_exact(width).skip(1)) {
+    for (upper, lower) in dark
+        .chunks_exact(width)
+        .zip(dark.chunks_exact(width).skip(1))
+    {
         for x in 0..width - 1 {
             let c = upper[x];
             if upper[x + 1] == c && lower[x] == c && lower[x + 1] == c {
@@ -235,7 +238,13 @@ mod tests {
         let code = qr_code("HZ1:TEST").unwrap();
         let svg = code.to_svg();
         assert!(svg.starts_with("<?xml") && svg.ends_with("</svg>"));
-        let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let path = svg
+            .split(" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let dark_in_svg: usize = path
             .split('h')
             .skip(1)

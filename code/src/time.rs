@@ -26,6 +26,20 @@ pub fn format_rfc3339(t: UnixTime) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t)).to_string()
 }
 
+/// China Standard Time, which every health-code region uses, as an offset from UTC.
+pub const CHINA_OFFSET_SECS: u64 = 8 * 3600;
+
+/// Formats whole seconds as wall-clock time in China for people, e.g.
+/// `2026-11-29 16:00:00 (UTC+8)`.
+#[must_use]
+pub fn format_china_time(t: UnixTime) -> String {
+    let shifted = format_rfc3339(t.saturating_add(CHINA_OFFSET_SECS));
+    format!(
+        "{} (UTC+8)",
+        shifted.trim_end_matches('Z').replacen('T', " ", 1)
+    )
+}
+
 /// Parses an RFC 3339 time such as `2026-11-29T08:00:00Z`.
 ///
 /// # Errors
@@ -66,5 +80,6 @@ mod tests {
         let t = 1_796_000_000;
         assert_eq!(parse_rfc3339(&format_rfc3339(t)).ok(), Some(t));
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_china_time(0), "1970-01-01 08:00:00 (UTC+8)");
     }
 }

@@ -10,7 +10,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
 
 /// One `redis-server` on an ephemeral loopback port, in its own temporary folder, killed on
-/// drop. AOF is on (`appendfsync everysec`), so a restart keeps what was written before.
+/// drop. AOF is on with `appendfsync always`, so a restart after a kill keeps every write that
+/// was acknowledged: with `everysec`, Redis may postpone the AOF write while a background fsync
+/// runs, and a kill then loses writes at random, which made restart tests flaky.
 #[derive(Debug)]
 pub struct RedisServer {
     process: ChildProcess,
@@ -103,7 +105,7 @@ fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Option<ChildProc
         .args(["--bind", "127.0.0.1"])
         .arg("--dir")
         .arg(dir)
-        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
         .args(["--save", ""])
         .args(["--daemonize", "no", "--loglevel", "warning"])
         .args(["--logfile", "redis.log"])
