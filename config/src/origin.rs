@@ -3,6 +3,7 @@
 //! the real ones for benchmarks.
 
 mod capacity;
+mod snapshot;
 mod sources;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -11,10 +12,15 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use self::capacity::{
-    Capacity, DEFAULT_CAPACITY_ENABLED, DEFAULT_CRASH_AFTER, DEFAULT_KAPPA, DEFAULT_KNEE,
-    DEFAULT_RESTART_AFTER,
+    Capacity, DEFAULT_CAPACITY_ENABLED, DEFAULT_COLD_FACTOR, DEFAULT_COLD_FOR, DEFAULT_CRASH_AFTER,
+    DEFAULT_CRASH_IN_FLIGHT, DEFAULT_KAPPA, DEFAULT_NOISE, DEFAULT_RESTART_AFTER,
+    DEFAULT_SERVICE_TIME, DEFAULT_SIGMA,
 };
-pub use self::sources::Sources;
+pub use self::snapshot::{DEFAULT_SNAPSHOT_HEARTBEAT, DEFAULT_SNAPSHOT_SWEEP_EVERY, Snapshot};
+pub use self::sources::{
+    DEFAULT_SOURCE_CACHE_TTL, DEFAULT_SOURCE_FAILURE_RATE, DEFAULT_SOURCE_LATENCY,
+    DEFAULT_SOURCE_SEED, DEFAULT_SOURCE_TIMEOUT, Sources,
+};
 use crate::duration::Duration;
 use crate::error::ConfigErrors;
 use crate::kind::Kind;
@@ -71,12 +77,17 @@ pub struct OriginConfig {
     /// The Redis password, from a file or the environment. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_password: Option<SecretRef>,
+    /// A colour ruleset file (TOML). Default: none, the built-in ruleset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<PathBuf>,
     /// `[server]`.
     pub server: Server,
     /// `[capacity]`.
     pub capacity: Capacity,
     /// `[sources]`.
     pub sources: Sources,
+    /// `[snapshot]`.
+    pub snapshot: Snapshot,
 }
 
 /// `[server]` of the origin.
@@ -113,9 +124,11 @@ impl Default for OriginConfig {
             hmac_secret: None,
             redis: None,
             redis_password: None,
+            ruleset: None,
             server: Server::default(),
             capacity: Capacity::default(),
             sources: Sources::default(),
+            snapshot: Snapshot::default(),
         }
     }
 }
@@ -175,6 +188,15 @@ impl Schema for OriginConfig {
             v.error_related("redis_password", &["redis"], "has no effect without redis");
         }
         v.listeners(self.server.listen, self.server.admin_listen);
+        if self
+            .ruleset
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            v.error("ruleset", "must not be empty");
+        }
         self.capacity.check(v);
+        self.sources.check(v);
+        self.snapshot.check(v);
     }
 }
