@@ -57,4 +57,69 @@ if run "$shouhu" code verify --trust-list "$out/trust-list.json" --max-fallback-
   echo "demo failed: stale fallback data verified" >&2; exit 1
 fi
 
+step "9. Start the reference origin: the code-issuing system shouhu protects (SQLite, keys and data-source simulators in $out/origin)."
+mkdir -p "$out/origin"
+# A fixed subject-hash secret keeps the demo's synthetic data the same on every run.
+printf 'demo-secret-not-for-production\n' > "$out/origin/hmac.secret"
+"$shouhu" origin --data-dir "$out/origin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+  > "$out/origin.stdout" 2> "$out/origin.log" &
+origin_pid=$!
+stop_origin() { kill "$origin_pid" 2>/dev/null || true; wait "$origin_pid" 2>/dev/null || true; }
+trap stop_origin EXIT
+for _ in $(seq 1 200); do
+  grep -q '^listening ' "$out/origin.stdout" 2>/dev/null && break
+  kill -0 "$origin_pid" 2>/dev/null || { cat "$out/origin.log" >&2; echo "demo failed: the origin exited" >&2; exit 1; }
+  sleep 0.1
+done
+cat "$out/origin.stdout"
+field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+citizen=$(sed -n 's/.*citizen=\([^ ]*\).*/\1/p' "$out/origin.stdout")
+health=$(sed -n 's/.*health=\([^ ]*\).*/\1/p' "$out/origin.stdout")
+[ -n "$citizen" ] || { echo "demo failed: no listening line" >&2; exit 1; }
+token=
+# Like run, but shows the session token as $token.
+runt() { local shown="$*"; [ -n "$token" ] && shown=${shown//$token/\$token}; printf '$ %s\n' "$shown" >&2; "$@"; }
+post() { runt curl -sS -X POST -H 'content-type: application/json' "$@"; echo; }
+
+step "10. Register (the ID number is checked: GB 11643 check digit, birth date, region; only a keyed hash is stored)."
+id=11010519491231002X
+post "$citizen/api/register" -d "{\"name\":\"张三\",\"id_number\":\"$id\",\"phone\":\"13800138000\",\"address\":\"济南市历下区\"}" | tee "$out/register.json"
+post "$citizen/api/register" -d '{"name":"张三","id_number":"110105194912310021","phone":"13800138000","address":"济南"}'
+
+step "11. Log in: a session token (JWT, EdDSA) whose subject is the pseudonymous id."
+token=$(post "$citizen/api/login" -d "{\"id_number\":\"$id\",\"phone\":\"13800138000\"}" | tee "$out/login.json" | field token)
+subject=$(field subject < "$out/login.json")
+echo "subject: $subject"
+
+step "12. Declare today's health (sent twice with the same Idempotency-Key: applied once)."
+for _ in 1 2; do
+  post "$citizen/api/declare" -H "Authorization: Bearer $token" -H 'Idempotency-Key: demo-day-1' \
+    -d '{"temperature":36.6,"symptoms":[],"travel":[]}'
+done
+
+step "13. Get the code: the origin asks the three data sources, runs the colour rules and signs."
+runt curl -sS "$citizen/api/code" -H "Authorization: Bearer $token" | tee "$out/origin-code.json"; echo
+runt curl -sS "$citizen/code" -H "Authorization: Bearer $token" -o "$out/code.html"
+echo "wrote $out/code.html (the citizen's page)"
+
+step "14. A scanner verifies it offline against the trust list the origin serves."
+run curl -sS "$citizen/.well-known/shouhu/trust-list.json" -o "$out/origin-trust-list.json"
+field code < "$out/origin-code.json" > "$out/origin-code.txt"
+run "$shouhu" code verify --trust-list "$out/origin-trust-list.json" - < "$out/origin-code.txt"
+
+step "15. The health commission marks the citizen a close contact: the code turns red, and explain says why."
+post "$health/admin/subjects/$subject" -d '{"op":"close_contact"}'
+# The origin follows each source's change feed and re-colours within a second or so.
+colour=
+for _ in $(seq 1 50); do
+  colour=$(curl -sS "$citizen/api/code" -H "Authorization: Bearer $token" | field colour)
+  [ "$colour" = red ] && break
+  sleep 0.1
+done
+echo "colour now: $colour"
+[ "$colour" = red ] || { echo "demo failed: the code did not turn red" >&2; exit 1; }
+runt curl -sS "$citizen/api/code/explain" -H "Authorization: Bearer $token"; echo
+stop_origin
+trap - EXIT
+
 step "Done. Files are in $out/."

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 mod check_config;
 mod code;
 mod input;
+mod issuer;
+mod journal;
 mod keys;
+mod origin;
+mod snapshot;
 
 /// shouhu (守护): a load-resilience gateway that keeps health codes showing through surges
 /// and origin outages.
@@ -32,6 +36,17 @@ enum Command {
     Code(code::CodeCommand),
     /// Check a configuration file; prints `ok` or every error (exit 64).
     CheckConfig(check_config::CheckConfigArgs),
+    /// Run the standalone fallback issuer (codes from the Redis snapshot).
+    Issuer(issuer::IssuerArgs),
+    /// Import, export and inspect the Redis snapshot.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
+    /// Inspect the write journal and replay it to the origin.
+    #[command(subcommand)]
+    Journal(journal::JournalCommand),
+    /// Run the reference origin (the code-issuing system shouhu protects), or one of its
+    /// data-source simulators (`shouhu origin datasource --kind ...`).
+    Origin(origin::OriginArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +55,10 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Code(cmd) => code::run(cmd),
         Command::CheckConfig(args) => check_config::run(&args),
+        Command::Issuer(args) => issuer::run(args),
+        Command::Snapshot(cmd) => snapshot::run(cmd),
+        Command::Journal(cmd) => journal::run(cmd),
+        Command::Origin(args) => origin::run(args),
     };
     match result {
         Ok(code) => code,
