@@ -168,9 +168,16 @@ async fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if show_progress && good + bad >= PROGRESS_EVERY {
         eprintln!();
     }
-    if let Some(w) = watermark {
-        store.set_watermark(w).await?;
-        eprintln!("watermark advanced to {}", format_rfc3339(w));
+    // The watermark promises the snapshot is complete up to it: with lines missing it is not.
+    match watermark {
+        Some(w) if bad == 0 => {
+            store.set_watermark(w).await?;
+            eprintln!("watermark advanced to {}", format_rfc3339(w));
+        }
+        Some(_) => eprintln!(
+            "watermark not advanced: {bad} bad lines are missing from the snapshot; fix them and import again"
+        ),
+        None => {}
     }
     println!("imported {good} records ({changed} changed), {bad} bad lines");
     Ok(if bad == 0 {

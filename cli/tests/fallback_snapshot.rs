@@ -18,7 +18,16 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+/// A record line as export writes it: times in RFC 3339.
 fn line(subject: u32, colour: &str, as_of: u64) -> String {
+    let as_of = shouhu_code::time::format_rfc3339(as_of);
+    format!(
+        r#"{{"subject":"{subject:032x}","colour":"{colour}","as_of":"{as_of}","ruleset_version":2,"masked_name":"王*","id_last4":"765X"}}"#
+    )
+}
+
+/// The same record as another system might write it: whole seconds since 1970.
+fn line_in_seconds(subject: u32, colour: &str, as_of: u64) -> String {
     format!(
         r#"{{"subject":"{subject:032x}","colour":"{colour}","as_of":{as_of},"ruleset_version":2,"masked_name":"王*","id_last4":"765X"}}"#
     )
@@ -29,7 +38,13 @@ fn file_with_bad_lines() -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     for n in 0..200u32 {
         let colour = ["green", "yellow", "red"][n as usize % 3];
-        writeln!(f, "{}", line(n, colour, 1_800_000_000 + u64::from(n))).unwrap();
+        let as_of = 1_800_000_000 + u64::from(n);
+        let text = if n % 2 == 0 {
+            line(n, colour, as_of)
+        } else {
+            line_in_seconds(n, colour, as_of)
+        };
+        writeln!(f, "{text}").unwrap();
         match n {
             10 => writeln!(f, "{{not json").unwrap(),
             20 => writeln!(f, "{}", line(999, "blue", 1)).unwrap(),
@@ -75,9 +90,31 @@ fn import_export_stats(redis: &str) {
         text(&out.stdout)
     );
 
+    // With lines missing the snapshot is not complete: the watermark stays unset.
+    assert!(err.contains("watermark not advanced: 3 bad lines"), "{err}");
+    let out = shouhu(&["snapshot", "stats", "--redis", redis, "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(stats["watermark_age_seconds"].is_null(), "{stats}");
+
     // Importing again changes nothing.
     let out = shouhu(&["snapshot", "import", "--redis", redis, path]);
     assert!(text(&out.stdout).contains("imported 200 records (0 changed), 3 bad lines"));
+
+    // A clean file advances the watermark.
+    let mut clean = tempfile::NamedTempFile::new().unwrap();
+    writeln!(clean, "{}", line(0, "green", 1_800_000_000)).unwrap();
+    let clean_path = clean.path().to_str().unwrap();
+    let out = shouhu(&[
+        "snapshot",
+        "import",
+        "--redis",
+        redis,
+        "--watermark",
+        "now",
+        clean_path,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("watermark advanced to"));
 
     let out = shouhu(&["snapshot", "stats", "--redis", redis, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -57,12 +57,13 @@ impl CodeView {
         }
     }
 
-    /// Seconds after `issued_at` at which the page should reload: shortly before expiry, but
-    /// never sooner than [`MIN_REFRESH_SECS`].
+    /// Seconds after `now` (when the page is served) at which it should reload: shortly
+    /// before expiry, but never sooner than [`MIN_REFRESH_SECS`]. A code served from a cache
+    /// late in its life reloads sooner than a fresh one.
     #[must_use]
-    pub fn refresh_after_secs(&self) -> u64 {
-        let lifetime = self.expires_at.saturating_sub(self.issued_at);
-        lifetime
+    pub fn refresh_after_secs(&self, now: UnixTime) -> u64 {
+        self.expires_at
+            .saturating_sub(now)
             .saturating_sub(REFRESH_BEFORE_EXPIRY_SECS)
             .max(MIN_REFRESH_SECS)
     }
@@ -127,13 +128,14 @@ fn banner(colour: Colour) -> Banner {
     }
 }
 
-/// A mobile HTML page showing one code: colour banner, QR as inline SVG, masked name, times,
-/// "data as of" for fallback codes, and a reload shortly before expiry. Chinese with English.
+/// A mobile HTML page showing one code, served at `now`: colour banner, QR as inline SVG,
+/// masked name, times, "data as of" for fallback codes, and a reload shortly before expiry.
+/// Chinese with English.
 ///
 /// If the QR cannot be drawn (a text too long for any QR, which a signed code never is), the
 /// page says so instead of showing a QR.
 #[must_use]
-pub fn render_page(view: &CodeView) -> String {
+pub fn render_page(view: &CodeView, now: UnixTime) -> String {
     let b = banner(view.colour);
     let qr = match qr_svg(&view.code) {
         // The SVG document starts with an XML declaration, which is not allowed inline in HTML.
@@ -143,7 +145,7 @@ pub fn render_page(view: &CodeView) -> String {
         },
         Err(_) => "<p>二维码无法显示 / QR code cannot be shown</p>".to_owned(),
     };
-    let refresh = view.refresh_after_secs();
+    let refresh = view.refresh_after_secs(now);
     let name = escape_html(&view.masked_name);
     let last4 = if view.id_last4.is_empty() {
         String::new()
@@ -155,8 +157,8 @@ pub fn render_page(view: &CodeView) -> String {
     };
     let as_of = match view.source {
         Source::Fallback => format!(
-            "<p class=\"asof\">降级服务，数据截至 {t} / Degraded service, data as of {t}</p>",
-            t = escape_html(&format_china_time(view.as_of))
+            "<p class=\"asof\">数据截至 / Data as of {}</p>\n",
+            escape_html(&format_china_time(view.as_of))
         ),
         Source::Origin => String::new(),
     };
@@ -173,7 +175,7 @@ pub fn render_page(view: &CodeView) -> String {
     page.push_str(
         "<style>body{margin:0;font-family:sans-serif;text-align:center;background:#f5f5f5}\
          .banner{color:#fff;padding:1em}.banner h1{margin:0;font-size:1.8em}\
-         .qr svg{width:70vw;max-width:320px;height:auto}.asof{color:#b71c1c;font-weight:bold}\
+         .qr svg{width:70vw;max-width:320px;height:auto}.asof,.time{color:#555;font-size:.9em}\
          p{margin:.5em}</style>\n</head>\n<body>\n",
     );
     page.push_str(&format!(
@@ -235,7 +237,7 @@ mod tests {
     fn a_hostile_name_is_escaped_on_the_page() {
         let mut v = view(Colour::Green);
         v.masked_name = "<script>alert(1)</script>".to_owned();
-        let page = render_page(&v);
+        let page = render_page(&v, v.issued_at);
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
@@ -248,7 +250,7 @@ mod tests {
             (Colour::Red, "红码", "Red code"),
             (Colour::Unknown, "状态未知", "Status unknown"),
         ] {
-            let page = render_page(&view(colour));
+            let page = render_page(&view(colour), 0);
             assert!(page.contains(zh), "{colour}");
             assert!(page.contains(en), "{colour}");
             assert!(page.contains(&format!("data-colour=\"{colour}\"")));
@@ -263,30 +265,35 @@ mod tests {
 
     #[test]
     fn unknown_asks_staff_to_check_manually_in_both_languages() {
-        let page = render_page(&view(Colour::Unknown));
+        let page = render_page(&view(Colour::Unknown), 0);
         assert!(page.contains("人工核验"));
         assert!(page.contains("staff please check manually"));
     }
 
     #[test]
     fn only_fallback_codes_show_data_as_of() {
-        let origin = render_page(&view(Colour::Green));
-        assert!(!origin.contains("data as of"));
+        let origin = render_page(&view(Colour::Green), 0);
+        assert!(!origin.contains("Data as of"));
         let mut v = view(Colour::Green);
         v.source = Source::Fallback;
-        let page = render_page(&v);
-        assert!(page.contains("data as of 2026-11-30 08:36:40 (UTC+8)"));
+        let page = render_page(&v, v.issued_at);
+        assert!(page.contains("数据截至 / Data as of 2026-11-30 08:36:40 (UTC+8)"));
     }
 
     #[test]
     fn page_reloads_shortly_before_expiry() {
         let v = view(Colour::Green);
         assert_eq!(v.expires_at - v.issued_at, 300);
-        assert_eq!(v.refresh_after_secs(), 280);
-        assert!(render_page(&v).contains("<meta http-equiv=\"refresh\" content=\"280\">"));
+        assert_eq!(v.refresh_after_secs(v.issued_at), 280);
+        assert!(
+            render_page(&v, v.issued_at).contains("<meta http-equiv=\"refresh\" content=\"280\">")
+        );
+        // Served from a cache four minutes into its life: reload in 40 s, not 280.
+        assert_eq!(v.refresh_after_secs(v.issued_at + 240), 40);
+        assert_eq!(v.refresh_after_secs(v.expires_at), MIN_REFRESH_SECS);
         let mut short = v.clone();
         short.expires_at = short.issued_at + 10;
-        assert_eq!(short.refresh_after_secs(), MIN_REFRESH_SECS);
+        assert_eq!(short.refresh_after_secs(short.issued_at), MIN_REFRESH_SECS);
     }
 
     #[test]

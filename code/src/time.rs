@@ -71,8 +71,46 @@ pub mod rfc3339 {
     }
 }
 
+/// Serde helpers for a `UnixTime` field written as RFC 3339 and read from either RFC 3339 or
+/// whole seconds since the epoch: for files that people and other systems write (snapshot
+/// imports and ingest), where both forms are common.
+pub mod rfc3339_or_seconds {
+    use super::{Deserialize, Deserializer, Serializer, UnixTime, parse_rfc3339};
+
+    /// Writes the time as RFC 3339.
+    ///
+    /// # Errors
+    /// Only those of the serializer.
+    pub fn serialize<S: Serializer>(t: &UnixTime, s: S) -> Result<S::Ok, S::Error> {
+        super::rfc3339::serialize(t, s)
+    }
+
+    /// Reads an RFC 3339 string or a whole number of seconds.
+    ///
+    /// # Errors
+    /// Neither form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<UnixTime, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Seconds(UnixTime),
+            Text(String),
+        }
+        match Either::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected an RFC 3339 time such as \"2026-11-29T08:00:00Z\" or whole seconds since 1970",
+            )
+        })? {
+            Either::Seconds(t) => Ok(t),
+            Either::Text(text) => parse_rfc3339(&text)
+                .map_err(|e| serde::de::Error::custom(format!("invalid time \"{text}\": {e}"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
@@ -81,5 +119,28 @@ mod tests {
         assert_eq!(parse_rfc3339(&format_rfc3339(t)).ok(), Some(t));
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_china_time(0), "1970-01-01 08:00:00 (UTC+8)");
+    }
+
+    #[test]
+    fn files_may_write_times_either_way() {
+        #[derive(serde::Deserialize, serde::Serialize)]
+        struct Line {
+            #[serde(with = "rfc3339_or_seconds")]
+            at: UnixTime,
+        }
+        let text: Line = serde_json::from_str(r#"{"at":"1970-01-01T00:01:40Z"}"#).unwrap();
+        let secs: Line = serde_json::from_str(r#"{"at":100}"#).unwrap();
+        assert_eq!((text.at, secs.at), (100, 100));
+        assert_eq!(
+            serde_json::to_string(&secs).unwrap(),
+            r#"{"at":"1970-01-01T00:01:40Z"}"#
+        );
+        let err = serde_json::from_str::<Line>(r#"{"at":"yesterday"}"#)
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("invalid time \"yesterday\""),
+            "{err}"
+        );
     }
 }

@@ -93,7 +93,7 @@ async fn issue_many(issuer: &Issuer, count: u32, start: u32, depth: Depth) -> us
             match depth {
                 Depth::Sign => issued.text.len(),
                 Depth::Json => serde_json::to_vec(&issued.view()).unwrap().len(),
-                Depth::Page => render_page(&issued.view()).len(),
+                Depth::Page => render_page(&issued.view(), issued.claims.issued_at).len(),
             }
         });
     }

@@ -148,7 +148,10 @@ async fn api_code(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 async fn page(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match issue_for(&s, &headers).await {
-        Ok(issued) => no_store(Html(render_page(&issued.view())).into_response()),
+        Ok(issued) => {
+            let now = issued.claims.issued_at;
+            no_store(Html(render_page(&issued.view(), now)).into_response())
+        }
         Err(e) => no_store(e.into_page()),
     }
 }

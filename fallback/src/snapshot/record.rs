@@ -160,7 +160,8 @@ pub struct SubjectRecord {
     pub subject: SubjectId,
     /// See [`Record::colour`].
     pub colour: Colour,
-    /// See [`Record::as_of`].
+    /// See [`Record::as_of`]. RFC 3339 in files; whole seconds are accepted too.
+    #[serde(with = "shouhu_code::time::rfc3339_or_seconds")]
     pub as_of: UnixTime,
     /// See [`Record::ruleset_version`].
     pub ruleset_version: u32,

@@ -37,7 +37,7 @@ pub(super) async fn code_page(
     let view = app.issue(subject).await?;
     Ok((
         [(header::CACHE_CONTROL, CODE_CACHE_CONTROL)],
-        Html(render_page(&view)),
+        Html(render_page(&view, shouhu_code::time::now())),
     )
         .into_response())
 }
