@@ -57,20 +57,38 @@ if run "$shouhu" code verify --trust-list "$out/trust-list.json" --max-fallback-
   echo "demo failed: stale fallback data verified" >&2; exit 1
 fi
 
-step "9. Start the reference origin: the code-issuing system shouhu protects (SQLite, keys and data-source simulators in $out/origin)."
-mkdir -p "$out/origin"
+step "9. Start a private Redis for the snapshot, and the reference origin: the code-issuing system shouhu protects (SQLite, keys and data-source simulators in $out/origin). The origin publishes every citizen's colour to the snapshot."
+mkdir -p "$out/origin" "$out/redis"
+redis_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$out/redis" --save "" --appendonly no \
+  --logfile redis.log > /dev/null &
+redis_pid=$!
+redis="redis://127.0.0.1:$redis_port"
+origin_pid=
+issuer_pid=
+stop_all() {
+  for pid in $issuer_pid $origin_pid $redis_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap stop_all EXIT
+echo "redis: $redis (pid $redis_pid)"
 # A fixed subject-hash secret keeps the demo's synthetic data the same on every run.
 printf 'demo-secret-not-for-production\n' > "$out/origin/hmac.secret"
 "$shouhu" origin --data-dir "$out/origin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-  > "$out/origin.stdout" 2> "$out/origin.log" &
+  --redis "$redis" > "$out/origin.stdout" 2> "$out/origin.log" &
 origin_pid=$!
-stop_origin() { kill "$origin_pid" 2>/dev/null || true; wait "$origin_pid" 2>/dev/null || true; }
-trap stop_origin EXIT
-for _ in $(seq 1 200); do
-  grep -q '^listening ' "$out/origin.stdout" 2>/dev/null && break
-  kill -0 "$origin_pid" 2>/dev/null || { cat "$out/origin.log" >&2; echo "demo failed: the origin exited" >&2; exit 1; }
-  sleep 0.1
-done
+# Waits for a server's "listening" line; $1 file, $2 pid, $3 log.
+await_listening() {
+  for _ in $(seq 1 200); do
+    grep -q '^listening ' "$1" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; echo "demo failed: a server exited" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "demo failed: no listening line in $1" >&2; exit 1
+}
+await_listening "$out/origin.stdout" "$origin_pid" "$out/origin.log"
 cat "$out/origin.stdout"
 field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 citizen=$(sed -n 's/.*citizen=\([^ ]*\).*/\1/p' "$out/origin.stdout")
@@ -119,7 +137,32 @@ done
 echo "colour now: $colour"
 [ "$colour" = red ] || { echo "demo failed: the code did not turn red" >&2; exit 1; }
 runt curl -sS "$citizen/api/code/explain" -H "Authorization: Bearer $token"; echo
-stop_origin
-trap - EXIT
+
+step "16. The snapshot in Redis already holds the red, and the watermark says how complete it is."
+run "$shouhu" snapshot stats --redis "$redis"
+
+step "17. Start the stateless fallback issuer on the same snapshot. It checks the origin's session tokens with the origin's public key and signs with its own fallback key."
+mkdir -p "$out/issuer"
+cp "$out/origin/keys/session-key.pub" "$out/issuer/session-key.pub"
+"$shouhu" issuer --data-dir "$out/issuer" --redis "$redis" --listen 127.0.0.1:0 \
+  --admin-listen 127.0.0.1:0 > "$out/issuer.stdout" 2> "$out/issuer.log" &
+issuer_pid=$!
+await_listening "$out/issuer.stdout" "$issuer_pid" "$out/issuer.log"
+cat "$out/issuer.stdout"
+issuer=$(sed -n 's/^listening \(http:[^ ]*\).*/\1/p' "$out/issuer.stdout")
+
+step "18. The origin collapses (killed). The citizen still gets a signed code: red, source fallback, never greener than the origin last said."
+kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true; origin_pid=
+if curl -sS -m 2 "$citizen/api/code" > /dev/null 2>&1; then echo "demo failed: the origin still answers" >&2; exit 1; fi
+echo "origin: down"
+runt curl -sS "$issuer/api/code" -H "Authorization: Bearer $token" | tee "$out/fallback-code.json"; echo
+[ "$(field colour < "$out/fallback-code.json")" = red ] || { echo "demo failed: the fallback code is not red" >&2; exit 1; }
+runt curl -sS "$issuer/code" -H "Authorization: Bearer $token" -o "$out/fallback-code.html"
+echo "wrote $out/fallback-code.html (the same page, with a data-as-of line)"
+
+step "19. A scanner holding the trust list of both keys verifies the fallback code offline."
+run "$shouhu" keys trust-list "$out/origin/keys" "$out/issuer/keys" > "$out/all-trust-list.json"
+field code < "$out/fallback-code.json" > "$out/fallback-code.txt"
+run "$shouhu" code verify --trust-list "$out/all-trust-list.json" --max-fallback-age 15m - < "$out/fallback-code.txt"
 
 step "Done. Files are in $out/."
