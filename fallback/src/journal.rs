@@ -52,6 +52,25 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default [`JournalOptions::max_body_bytes`].
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Longest `Idempotency-Key`, as the origin's `POST /api/declare` allows.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 128;
+
+/// The key the origin dedups on, or `None` when the origin would refuse it with 400.
+///
+/// This is the origin's rule: the header's text (printable ASCII, space and tab) without
+/// surrounding spaces and tabs, 1 to [`MAX_IDEMPOTENCY_KEY_CHARS`] characters. The journal
+/// applies the same rule so that it neither journals a key the origin will refuse (the
+/// declaration would only reach the dead letters) nor refuses, while the origin is down, a
+/// key the origin takes (`2026-11-29 morning`).
+#[must_use]
+pub fn idempotency_key(raw: &str) -> Option<&str> {
+    let key = raw.trim_matches([' ', '\t']);
+    let printable = key
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+    (printable && (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&key.len())).then_some(key)
+}
+
 /// Why the journal did not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -108,7 +127,7 @@ impl Default for JournalOptions {
 /// A declaration to store and forward.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Declaration {
-    /// The `Idempotency-Key` the origin dedups on (client-chosen, 1..=128 visible ASCII).
+    /// The `Idempotency-Key` the origin dedups on (client-chosen; see [`idempotency_key`]).
     pub idempotency_key: String,
     /// The verified subject (for inspection and metrics; the origin re-derives it).
     pub subject: SubjectId,
@@ -203,15 +222,25 @@ impl Journal {
     ///
     /// # Errors
     /// [`JournalError::Unavailable`] when Redis is down or slow (answer 503),
-    /// [`JournalError::Invalid`] for a bad key or an oversized body.
+    /// [`JournalError::Invalid`] for a key the origin would refuse (see [`idempotency_key`]),
+    /// a header value with a control character, or an oversized body. The key is stored
+    /// trimmed, as the origin reads it.
     pub async fn append(&self, d: &Declaration, now: UnixTime) -> Result<Receipt, JournalError> {
-        let key_ok = !d.idempotency_key.is_empty()
-            && d.idempotency_key.len() <= 128
-            && d.idempotency_key.bytes().all(|b| b.is_ascii_graphic());
-        if !key_ok {
-            return Err(JournalError::Invalid(
-                "Idempotency-Key must be 1 to 128 visible ASCII characters".to_owned(),
-            ));
+        let Some(key) = idempotency_key(&d.idempotency_key) else {
+            return Err(JournalError::Invalid(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters"
+            )));
+        };
+        // A value that cannot be sent as a header would make the replayer retry it forever.
+        for (name, value) in [
+            ("Authorization", &d.authorization),
+            ("Content-Type", &d.content_type),
+        ] {
+            if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(JournalError::Invalid(format!(
+                    "{name} holds a control character"
+                )));
+            }
         }
         if d.body.len() > self.max_body_bytes {
             return Err(JournalError::Invalid(format!(
@@ -227,7 +256,7 @@ impl Journal {
                     .arg(&self.entries_key)
                     .arg("*")
                     .arg("k")
-                    .arg(&d.idempotency_key)
+                    .arg(key)
                     .arg("s")
                     .arg(d.subject.to_hex())
                     .arg("a")
@@ -335,4 +364,27 @@ pub(crate) fn field_bytes(map: &std::collections::HashMap<String, Value>, name: 
     map.get(name)
         .and_then(|v| redis::from_redis_value::<Vec<u8>>(v.clone()).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_follow_the_origins_rule() {
+        let longest = "k".repeat(MAX_IDEMPOTENCY_KEY_CHARS);
+        for (raw, key) in [
+            ("a", "a"),
+            ("2026-11-29 morning", "2026-11-29 morning"),
+            (" \tpadded\t ", "padded"),
+            ("3f2c:7e#{x}!", "3f2c:7e#{x}!"),
+            (longest.as_str(), longest.as_str()),
+        ] {
+            assert_eq!(idempotency_key(raw), Some(key), "{raw:?}");
+        }
+        let too_long = "k".repeat(MAX_IDEMPOTENCY_KEY_CHARS + 1);
+        for raw in ["", " \t ", "键", "a\nb", "a\u{7f}", too_long.as_str()] {
+            assert_eq!(idempotency_key(raw), None, "{raw:?}");
+        }
+    }
 }

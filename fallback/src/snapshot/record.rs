@@ -257,7 +257,7 @@ mod tests {
         let json = serde_json::to_value(&line).unwrap();
         assert_eq!(json["subject"], "ab".repeat(16));
         assert_eq!(json["colour"], "yellow");
-        assert_eq!(json["as_of"], 1_796_000_000);
+        assert_eq!(json["as_of"], "2026-11-30T00:53:20Z");
         let back: SubjectRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, line);
         let bad = r#"{"subject":"abab","colour":"green","as_of":1,"ruleset_version":1,"masked_name":"","id_last4":""}"#;
