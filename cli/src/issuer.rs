@@ -18,6 +18,7 @@ use shouhu_fallback::session::SessionVerifier;
 use shouhu_fallback::{Issuer, Keyring, KeyringError, Policy, SnapshotStore, StoreOptions};
 
 use crate::check_config::EXIT_CONFIG;
+use crate::signal::shutdown_signal;
 
 /// How often `key_dir` is re-read, so a rotated key is picked up without a restart.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
@@ -171,22 +172,4 @@ async fn start(config: IssuerConfig) -> anyhow::Result<()> {
     serve(listener, router(state), shutdown_signal()).await?;
     admin_task.abort();
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

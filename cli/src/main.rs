@@ -15,6 +15,8 @@ mod issuer;
 mod journal;
 mod keys;
 mod origin;
+mod proxy;
+mod signal;
 mod snapshot;
 
 /// shouhu (守护): a load-resilience gateway that keeps health codes showing through surges
@@ -47,6 +49,8 @@ enum Command {
     /// Run the reference origin (the code-issuing system shouhu protects), or one of its
     /// data-source simulators (`shouhu origin datasource --kind ...`).
     Origin(origin::OriginArgs),
+    /// Run the gateway in front of the origin.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Snapshot(cmd) => snapshot::run(cmd),
         Command::Journal(cmd) => journal::run(cmd),
         Command::Origin(args) => origin::run(args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ use shouhu_origin::Origin;
 use shouhu_origin::datasource::{self, Knobs, Simulator, SourceKind};
 
 use crate::check_config::EXIT_CONFIG;
+use crate::signal::shutdown_signal;
 
 /// How long background work may take to finish after the servers stopped.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -180,22 +181,4 @@ async fn datasource(args: DatasourceArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(source = %args.kind, seed = args.seed, "data-source simulator started");
     datasource::serve(listener, sim, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

@@ -1,6 +1,7 @@
 //! The `shouhu proxy` config: one section per concern, each in its own file with its
 //! defaults as documented constants.
 
+mod breaker;
 mod cache;
 mod deadlines;
 mod fallback;
@@ -14,6 +15,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::breaker::{
+    Breaker, DEFAULT_BREAKER_CONSECUTIVE_FAILURES, DEFAULT_BREAKER_CONSECUTIVE_TIMEOUTS,
+    DEFAULT_BREAKER_ERROR_PERCENT, DEFAULT_BREAKER_MIN_REQUESTS, DEFAULT_BREAKER_OPEN_FOR,
+    DEFAULT_BREAKER_PROBE_TIMEOUT, DEFAULT_BREAKER_PROBES, DEFAULT_BREAKER_WINDOW,
+};
 pub use self::cache::{
     Cache, DEFAULT_CACHE_MAX_BYTES, DEFAULT_CACHE_MAX_ENTRIES, DEFAULT_CACHE_MAX_STALE,
     DEFAULT_CACHE_TTL, MIN_CACHE_MAX_BYTES,
@@ -74,6 +80,8 @@ pub struct ProxyConfig {
     pub deadlines: Deadlines,
     /// `[cache]`.
     pub cache: Cache,
+    /// `[breaker]`: the circuit breaker on the origin.
+    pub breaker: Breaker,
     /// `[fallback]`.
     pub fallback: Fallback,
     /// `[scan]`.
@@ -91,6 +99,7 @@ impl Default for ProxyConfig {
             routes: default_routes(),
             deadlines: Deadlines::default(),
             cache: Cache::default(),
+            breaker: Breaker::default(),
             fallback: Fallback::default(),
             scan: Scan::default(),
         }
@@ -163,6 +172,7 @@ impl Schema for ProxyConfig {
         routes::check_routes(&self.routes, v);
         self.deadlines.check(v);
         self.cache.check(v);
+        self.breaker.check(v, self.deadlines.display);
         self.fallback.check(v);
     }
 }

@@ -183,7 +183,13 @@ pub fn default_routes() -> Vec<Route> {
 }
 
 /// Paths that need no session token, by default (`[identity] anonymous`).
-pub const DEFAULT_ANONYMOUS: &[&str] = &["/api/login", "/api/register", "/api/verify", "/static/*"];
+pub const DEFAULT_ANONYMOUS: &[&str] = &[
+    "/api/login",
+    "/api/register",
+    "/api/verify",
+    "/static/*",
+    "/.well-known/*",
+];
 
 /// [`DEFAULT_ANONYMOUS`] as patterns.
 pub fn default_anonymous() -> Vec<RoutePattern> {

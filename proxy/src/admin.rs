@@ -1,0 +1,128 @@
+//! The admin listener (loopback by default), an axum server on the proxy's background
+//! runtime, apart from the Pingora workers:
+//!
+//! ```text
+//! GET /metrics   Prometheus text (see crate::metrics)
+//! GET /healthz   200 "ok" while the process serves
+//! GET /readyz    200 {"ready":true,"redis":"connected|unreachable|off",...}; 503 without keys
+//! GET /status    {"breaker","cache_entries","snapshot_watermark_age_seconds","redis",...}
+//! ```
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use shouhu_fallback::SnapshotStore;
+
+use crate::breaker::Breaker;
+use crate::cache::CodeCache;
+use crate::metrics::Metrics;
+use crate::service::EdgeTrust;
+
+/// What the admin endpoints look at.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The breaker on the origin.
+    pub breaker: Arc<Breaker>,
+    /// The per-user cache, when the display path runs.
+    pub cache: Option<Arc<CodeCache>>,
+    /// The snapshot store, when `[fallback] redis` is set.
+    pub store: Option<SnapshotStore>,
+    /// The edge trust list.
+    pub trust: Arc<EdgeTrust>,
+    /// Whether the fallback issuer has a signing key.
+    pub fallback_keys: bool,
+}
+
+impl AdminState {
+    fn redis(&self) -> &'static str {
+        match &self.store {
+            None => "off",
+            Some(s) if s.is_connected() => "connected",
+            Some(_) => "unreachable",
+        }
+    }
+
+    /// Seconds since the snapshot watermark, if known.
+    async fn watermark_age(&self) -> Option<i64> {
+        let store = self.store.as_ref()?;
+        let watermark = store.watermark().await.ok()??;
+        let now = shouhu_code::time::now();
+        i64::try_from(now.saturating_sub(watermark)).ok()
+    }
+
+    fn cache_entries(&self) -> u64 {
+        self.cache.as_ref().map_or(0, |c| {
+            // moka counts lazily: settle pending inserts so the figure is current.
+            c.run_pending_tasks();
+            c.entry_count()
+        })
+    }
+
+    async fn refresh_gauges(&self) -> Option<i64> {
+        let age = self.watermark_age().await;
+        let m = &self.metrics;
+        m.breaker_state
+            .set(i64::from(self.breaker.state().as_gauge()));
+        m.cache_entries
+            .set(i64::try_from(self.cache_entries()).unwrap_or(i64::MAX));
+        m.watermark_age.set(age.unwrap_or(-1));
+        age
+    }
+}
+
+/// The admin routes.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .with_state(Arc::new(state))
+}
+
+async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
+    state.refresh_gauges().await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let ready = !state.trust.is_empty();
+    let redis = state.redis();
+    let body = json!({
+        "ready": ready,
+        "degraded": redis == "unreachable",
+        "redis": redis,
+        "trust_keys": state.trust.len(),
+        "fallback_keys": state.fallback_keys,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn status(State(state): State<Arc<AdminState>>) -> Response {
+    let age = state.refresh_gauges().await;
+    axum::Json(json!({
+        "breaker": state.breaker.state().as_str(),
+        "cache_entries": state.cache_entries(),
+        "snapshot_watermark_age_seconds": age,
+        "redis": state.redis(),
+        "trust_keys": state.trust.len(),
+        "fallback_keys": state.fallback_keys,
+    }))
+    .into_response()
+}

@@ -1,0 +1,178 @@
+//! Single-flight fetches from the origin: at most one request per subject at a time, whoever
+//! asks. The first caller asks the breaker and spawns the fetch as its own task, so a citizen
+//! who gives up (or a deadline that passes) never cancels it: its answer still fills the
+//! cache, and the breaker always hears how it ended. Later callers for the same subject wait
+//! on the same answer, each under its own deadline.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use shouhu_code::SubjectId;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::breaker::{Admit, Breaker, FailureKind, OriginOutcome};
+use crate::cache::{CodeCache, Entry};
+use crate::origin_client::{OriginAnswer, OriginClient};
+
+/// How one fetch ended.
+#[derive(Clone, Debug)]
+pub enum Landed {
+    /// A code (cached unless the feed said something newer meanwhile).
+    Code(Arc<Entry>),
+    /// The origin refused the session: status, body, and whether the body is JSON.
+    Denied(u16, Bytes, bool),
+    /// The origin failed.
+    Failed(FailureKind),
+}
+
+/// Why a caller has no answer from the origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The breaker is open: nobody asked the origin.
+    Rejected,
+    /// The origin failed.
+    Failed(FailureKind),
+    /// This caller's deadline passed first (the fetch goes on and may still fill the cache).
+    Deadline,
+}
+
+type Slot = watch::Receiver<Option<Landed>>;
+
+/// The fetches in flight.
+#[derive(Debug)]
+pub struct Flights {
+    in_flight: Mutex<HashMap<SubjectId, Slot>>,
+    origin: OriginClient,
+    breaker: Arc<Breaker>,
+    cache: Arc<CodeCache>,
+}
+
+impl Flights {
+    /// No fetches yet.
+    #[must_use]
+    pub fn new(origin: OriginClient, breaker: Arc<Breaker>, cache: Arc<CodeCache>) -> Self {
+        Self {
+            in_flight: Mutex::new(HashMap::new()),
+            origin,
+            breaker,
+            cache,
+        }
+    }
+
+    /// The origin's answer for `subject`, joining a fetch in flight or starting one that runs
+    /// for at most `timeout` (a probe's shorter timeout if the breaker is half-open); this
+    /// caller waits until `deadline` at most.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        subject: SubjectId,
+        token: &str,
+        timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Landed, NoAnswer> {
+        let mut slot = self.join_or_start(subject, token, timeout)?;
+        let waited = tokio::time::timeout_at(deadline, slot.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(landed)) => match landed.as_ref() {
+                Some(Landed::Failed(kind)) => Err(NoAnswer::Failed(*kind)),
+                Some(l) => Ok(l.clone()),
+                None => Err(NoAnswer::Deadline),
+            },
+            // The fetch task died without an answer (it panicked).
+            Ok(Err(_)) => Err(NoAnswer::Failed(FailureKind::Io)),
+            Err(_) => Err(NoAnswer::Deadline),
+        }
+    }
+
+    /// Starts a background fetch unless one is in flight or the breaker refuses.
+    pub fn refresh(self: &Arc<Self>, subject: SubjectId, token: &str, timeout: Duration) {
+        let _ = self.join_or_start(subject, token, timeout);
+    }
+
+    /// Fetches in flight now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is in flight.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn join_or_start(
+        self: &Arc<Self>,
+        subject: SubjectId,
+        token: &str,
+        timeout: Duration,
+    ) -> Result<Slot, NoAnswer> {
+        let mut map = self.lock();
+        if let Some(slot) = map.get(&subject) {
+            return Ok(slot.clone());
+        }
+        let timeout = match self.breaker.admit() {
+            Admit::Reject => return Err(NoAnswer::Rejected),
+            Admit::Normal => timeout,
+            Admit::Probe { timeout: probe } => probe.min(timeout),
+        };
+        let (tx, rx) = watch::channel(None);
+        map.insert(subject, rx.clone());
+        drop(map);
+        let this = Arc::clone(self);
+        let token = token.to_owned();
+        let epoch = self.cache.epoch();
+        tokio::spawn(async move {
+            // Removes the slot however the task ends, so a panic cannot wedge the subject.
+            let _done = Done {
+                flights: &this,
+                subject,
+            };
+            let landed = this.run(subject, &token, timeout, epoch).await;
+            let _ = tx.send(Some(landed));
+        });
+        Ok(rx)
+    }
+
+    async fn run(&self, subject: SubjectId, token: &str, timeout: Duration, epoch: u64) -> Landed {
+        let answer = self.origin.fetch_code(token, timeout).await;
+        self.breaker.record(match &answer {
+            Ok(_) => OriginOutcome::Success,
+            Err(kind) => OriginOutcome::Failure(*kind),
+        });
+        match answer {
+            Ok(OriginAnswer::Code(view)) if view.source == shouhu_code::Source::Origin => {
+                let entry = Arc::new(Entry::new(view, Instant::now()));
+                self.cache.insert(subject, Arc::clone(&entry), epoch);
+                Landed::Code(entry)
+            }
+            // A "code" that is not the origin's own is not one we may cache as its answer.
+            Ok(OriginAnswer::Code(_)) => Landed::Failed(FailureKind::Io),
+            Ok(OriginAnswer::Denied { status, body, json }) => {
+                // The session is no longer good at the origin: do not keep serving its code.
+                self.cache.invalidate(&subject);
+                Landed::Denied(status, body, json)
+            }
+            Err(kind) => Landed::Failed(kind),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SubjectId, Slot>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+struct Done<'a> {
+    flights: &'a Flights,
+    subject: SubjectId,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.flights.lock().remove(&self.subject);
+    }
+}

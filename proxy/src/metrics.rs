@@ -1,0 +1,237 @@
+//! Every metric of the proxy, registered in one [`Registry`] (not Prometheus's global one, so
+//! several proxies can live in one test process), with label values only from enums:
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `shouhu_requests_total` | counter | `class`, `outcome` ([`crate::service::Ending`]) |
+//! | `shouhu_request_duration_seconds` | histogram | `class` |
+//! | `shouhu_auth_refusals_total` | counter | `reason` (missing, invalid, expired) |
+//! | `shouhu_origin_failures_total` | counter | `kind` (timeout, refused, status_5xx, io) |
+//! | `shouhu_fallback_codes_total` | counter | `colour` |
+//! | `shouhu_breaker_state` | gauge | none: 0 closed, 1 half-open, 2 open |
+//! | `shouhu_cache_entries` | gauge | none |
+//! | `shouhu_snapshot_watermark_age_seconds` | gauge | none; -1 when unknown |
+//!
+//! Every series of the counters exists from the start (at zero), so dashboards and alerts see
+//! them before the first event. Gauges are set when `/metrics` is scraped.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+use shouhu_code::Colour;
+
+use crate::breaker::FailureKind;
+use crate::classify::{CLASSES, class_index};
+use crate::service::Ending;
+use shouhu_config::proxy::RouteClass;
+
+/// Request duration buckets, seconds: from a cache hit to a display deadline and beyond.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Session refusal reasons, the labels of `shouhu_auth_refusals_total`.
+pub const AUTH_REASONS: &[&str] = &["missing", "invalid", "expired"];
+
+/// A metric could not be created or registered (a programming error: names clash).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+/// The registry and handles to every series the request path touches.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    /// `requests` per class and ending, resolved once: `[class * Ending::count() + ending]`.
+    request_series: Vec<IntCounter>,
+    durations: Vec<Histogram>,
+    auth_refusals: IntCounterVec,
+    origin_failures: IntCounterVec,
+    fallback_codes: IntCounterVec,
+    /// `shouhu_breaker_state`.
+    pub breaker_state: IntGauge,
+    /// `shouhu_cache_entries`.
+    pub cache_entries: IntGauge,
+    /// `shouhu_snapshot_watermark_age_seconds`.
+    pub watermark_age: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    ///
+    /// # Errors
+    /// A name clash (a programming error).
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "shouhu_requests_total",
+                "Requests answered, by class and how they ended.",
+            ),
+            &["class", "outcome"],
+        )?;
+        let duration_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "shouhu_request_duration_seconds",
+                "Time from the request's arrival to the end of its answer, by class.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["class"],
+        )?;
+        let auth_refusals = IntCounterVec::new(
+            Opts::new(
+                "shouhu_auth_refusals_total",
+                "Requests refused with 401 at the edge, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let origin_failures = IntCounterVec::new(
+            Opts::new(
+                "shouhu_origin_failures_total",
+                "Origin calls that failed, by kind; each is recorded in the breaker.",
+            ),
+            &["kind"],
+        )?;
+        let fallback_codes = IntCounterVec::new(
+            Opts::new(
+                "shouhu_fallback_codes_total",
+                "Codes signed by the in-process fallback issuer, by colour.",
+            ),
+            &["colour"],
+        )?;
+        let breaker_state = IntGauge::new(
+            "shouhu_breaker_state",
+            "The origin circuit breaker: 0 closed, 1 half-open, 2 open.",
+        )?;
+        let cache_entries =
+            IntGauge::new("shouhu_cache_entries", "Codes held in the per-user cache.")?;
+        let watermark_age = IntGauge::new(
+            "shouhu_snapshot_watermark_age_seconds",
+            "Age of the snapshot watermark (complete up to); -1 when unknown.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration_vec.clone()))?;
+        registry.register(Box::new(auth_refusals.clone()))?;
+        registry.register(Box::new(origin_failures.clone()))?;
+        registry.register(Box::new(fallback_codes.clone()))?;
+        registry.register(Box::new(breaker_state.clone()))?;
+        registry.register(Box::new(cache_entries.clone()))?;
+        registry.register(Box::new(watermark_age.clone()))?;
+
+        let request_series = CLASSES
+            .iter()
+            .flat_map(|class| {
+                Ending::labels().map(|ending| requests.with_label_values(&[class.as_str(), ending]))
+            })
+            .collect();
+        for reason in AUTH_REASONS {
+            auth_refusals.with_label_values(&[reason]);
+        }
+        for kind in FailureKind::ALL {
+            origin_failures.with_label_values(&[kind.as_str()]);
+        }
+        for colour in Colour::ALL {
+            fallback_codes.with_label_values(&[colour.as_str()]);
+        }
+        watermark_age.set(-1);
+        let durations = CLASSES
+            .iter()
+            .map(|c| duration_vec.with_label_values(&[c.as_str()]))
+            .collect();
+        Ok(Self {
+            registry,
+            requests,
+            request_series,
+            durations,
+            auth_refusals,
+            origin_failures,
+            fallback_codes,
+            breaker_state,
+            cache_entries,
+            watermark_age,
+        })
+    }
+
+    /// Counts one answered request and its duration.
+    pub fn request(&self, class: RouteClass, ending: Ending, seconds: f64) {
+        let series = class_index(class) * Ending::count() + ending.index();
+        if let Some(counter) = self.request_series.get(series) {
+            counter.inc();
+        }
+        if let Some(h) = self.durations.get(class_index(class)) {
+            h.observe(seconds);
+        }
+    }
+
+    /// Counts a 401 at the edge; `reason` is one of [`AUTH_REASONS`].
+    pub fn auth_refused(&self, reason: &'static str) {
+        self.auth_refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a failed origin call.
+    pub fn origin_failed(&self, kind: FailureKind) {
+        self.origin_failures
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+
+    /// Counts a fallback code of `colour`.
+    pub fn fallback_code(&self, colour: Colour) {
+        self.fallback_codes
+            .with_label_values(&[colour.as_str()])
+            .inc();
+    }
+
+    /// The counter of one series, for tests and `/status`.
+    #[must_use]
+    pub fn requests_of(&self, class: RouteClass, ending: &str) -> IntCounter {
+        self.requests.with_label_values(&[class.as_str(), ending])
+    }
+
+    /// The registry, for tests that walk it.
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every metric.
+    #[must_use]
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn names_follow_the_convention() {
+        let m = Metrics::new().unwrap();
+        let families = m.registry().gather();
+        assert!(families.len() >= 8);
+        for f in families {
+            let name = f.name();
+            assert!(name.starts_with("shouhu_"), "{name}");
+            let counter = f.get_field_type() == prometheus::proto::MetricType::COUNTER;
+            assert_eq!(counter, name.ends_with("_total"), "{name}");
+        }
+    }
+
+    #[test]
+    fn requests_are_counted_by_class_and_outcome() {
+        let m = Metrics::new().unwrap();
+        m.request(RouteClass::Display, Ending::Shed, 0.001);
+        assert_eq!(m.requests_of(RouteClass::Display, "shed").get(), 1);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(r#"shouhu_requests_total{class="display",outcome="shed"} 1"#));
+        assert!(text.contains("shouhu_request_duration_seconds_bucket"));
+    }
+}
