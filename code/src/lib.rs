@@ -35,4 +35,4 @@ pub use qr::{QrError, qr_svg};
 pub use shouhu_config::Region;
 pub use sign::SignError;
 pub use trust::{TrustList, TrustListError};
-pub use verify::{DEFAULT_CLOCK_SKEW, Verified, VerifyError, VerifyPolicy, verify};
+pub use verify::{DEFAULT_CLOCK_SKEW, Verified, VerifyError, VerifyPolicy, peek_claims, verify};

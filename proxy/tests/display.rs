@@ -42,6 +42,8 @@ enum Mode {
     Hang = 2,
     /// 500.
     Error = 3,
+    /// A valid origin code, but for another subject: an origin that mixes up sessions.
+    Mixup = 4,
 }
 
 struct OriginState {
@@ -109,6 +111,13 @@ async fn code(State(s): State<Arc<OriginState>>, headers: HeaderMap) -> Response
             r#"{"error":"invalid_token"}"#,
         )
             .into_response();
+    };
+    let subject = if s.mode.load(Ordering::SeqCst) == Mode::Mixup as u8 {
+        let mut other = subject;
+        other.0[0] ^= 0xff;
+        other
+    } else {
+        subject
     };
     let t = now();
     let (colour, as_of) = s
@@ -565,6 +574,21 @@ async fn with_origin_and_redis_down_a_cached_code_then_an_unknown_code() {
     assert_eq!(never_seen.source, ServedFrom::Unknown);
     assert_eq!(rig.scanned(&never_seen).colour, Colour::Unknown);
     assert_eq!(never_seen.cache_control, "no-store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_origin_code_naming_someone_else_is_never_served_or_cached() {
+    let rig = Rig::start(Options::default()).await;
+    rig.origin.set_mode(Mode::Mixup);
+    let s = subject(14);
+    let r = rig.show(s).await;
+    assert_ne!(r.source, ServedFrom::Origin);
+    assert_eq!(
+        rig.scanned(&r).subject,
+        s,
+        "the fallback code is the requester's own"
+    );
+    assert!(rig.display.cache().get(&s).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -143,12 +143,15 @@ impl Flights {
             Err(kind) => OriginOutcome::Failure(*kind),
         });
         match answer {
-            Ok(OriginAnswer::Code(view)) if view.source == shouhu_code::Source::Origin => {
+            Ok(OriginAnswer::Code(view))
+                if view.source == shouhu_code::Source::Origin && names(&view, &subject) =>
+            {
                 let entry = Arc::new(Entry::new(view, Instant::now()));
                 self.cache.insert(subject, Arc::clone(&entry), epoch);
                 Landed::Code(entry)
             }
-            // A "code" that is not the origin's own is not one we may cache as its answer.
+            // A "code" that is not the origin's own, or names someone else, is not one we may
+            // cache or show as this citizen's.
             Ok(OriginAnswer::Code(_)) => Landed::Failed(FailureKind::Io),
             Ok(OriginAnswer::Denied { status, body, json }) => {
                 // The session is no longer good at the origin: do not keep serving its code.
@@ -175,4 +178,14 @@ impl Drop for Done<'_> {
     fn drop(&mut self) {
         self.flights.lock().remove(&self.subject);
     }
+}
+
+/// Whether the code inside a view is the origin's code for `subject`. An origin that mixes up
+/// sessions must not make the cache hand one person's code to another.
+fn names(view: &shouhu_code::CodeView, subject: &SubjectId) -> bool {
+    let ok = shouhu_code::peek_claims(&view.code).is_ok_and(|c| c.subject == *subject);
+    if !ok {
+        tracing::warn!("origin returned a code that is not the requester's; not served");
+    }
+    ok
 }
