@@ -17,8 +17,8 @@ use shouhu_fallback::server::{AppState, admin_router, router, serve};
 use shouhu_fallback::session::SessionVerifier;
 use shouhu_fallback::{Issuer, Keyring, KeyringError, Policy, SnapshotStore, StoreOptions};
 
-use crate::check_config::EXIT_CONFIG;
 use crate::signal::shutdown_signal;
+use crate::startup::{config_or_exit, init_tracing};
 
 /// How often `key_dir` is re-read, so a rotated key is picked up without a restart.
 const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
@@ -52,22 +52,14 @@ pub(crate) fn run(args: IssuerArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir,
         ..Overrides::default()
     };
-    let config = match shouhu_config::load_issuer_with(args.config.as_deref(), &overrides) {
+    let config = match config_or_exit(shouhu_config::load_issuer_with(
+        args.config.as_deref(),
+        &overrides,
+    )) {
         Ok(c) => c,
-        Err(errors) => {
-            for e in errors.iter() {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,8 @@ use shouhu_config::{RedisUrls, SecretRef};
 use shouhu_fallback::journal::replayer::{Replayer, ReplayerOptions};
 use shouhu_fallback::journal::{Journal, JournalOptions};
 
+use crate::startup::init_tracing;
+
 #[derive(Subcommand)]
 pub(crate) enum JournalCommand {
     /// Entries waiting for replay and dead letters kept.
@@ -58,13 +60,7 @@ pub(crate) struct JournalArgs {
 }
 
 pub(crate) fn run(cmd: JournalCommand) -> anyhow::Result<ExitCode> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -18,6 +18,7 @@ mod origin;
 mod proxy;
 mod signal;
 mod snapshot;
+mod startup;
 
 /// shouhu (守护): a load-resilience gateway that keeps health codes showing through surges
 /// and origin outages.

@@ -20,8 +20,8 @@ use shouhu_config::{Overrides, RedisUrls};
 use shouhu_origin::Origin;
 use shouhu_origin::datasource::{self, Knobs, Simulator, SourceKind};
 
-use crate::check_config::EXIT_CONFIG;
 use crate::signal::shutdown_signal;
+use crate::startup::{config_or_exit, init_tracing};
 
 /// How long background work may take to finish after the servers stopped.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
@@ -92,28 +92,16 @@ pub(crate) fn run(args: OriginArgs) -> anyhow::Result<ExitCode> {
                 data_dir: r.data_dir,
                 ..Overrides::default()
             };
-            let config = match shouhu_config::load_origin_with(r.config.as_deref(), &overrides) {
+            let config = match config_or_exit(shouhu_config::load_origin_with(
+                r.config.as_deref(),
+                &overrides,
+            )) {
                 Ok(c) => c,
-                Err(errors) => {
-                    for e in errors.iter() {
-                        eprintln!("{e}");
-                    }
-                    return Ok(ExitCode::from(EXIT_CONFIG));
-                }
+                Err(code) => return Ok(code),
             };
             block_on(origin(config))
         }
     }
-}
-
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// Runs `main` on a fresh runtime. Leftover background work (the blocking pool) gets a short

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Args;
 use shouhu_config::{HttpUrl, Overrides, RedisUrls};
 
-use crate::check_config::EXIT_CONFIG;
+use crate::startup::{config_or_exit, init_tracing};
 
 #[derive(Args)]
 pub(crate) struct ProxyArgs {
@@ -50,24 +50,14 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         redis: args.redis,
         data_dir: args.data_dir,
     };
-    let config = match shouhu_config::load_proxy_with(args.config.as_deref(), &overrides) {
+    let config = match config_or_exit(shouhu_config::load_proxy_with(
+        args.config.as_deref(),
+        &overrides,
+    )) {
         Ok(c) => c,
-        Err(errors) => {
-            for e in errors.iter() {
-                eprintln!("{e}");
-            }
-            return Ok(ExitCode::from(EXIT_CONFIG));
-        }
+        Err(code) => return Ok(code),
     };
-    // tracing-subscriber's `tracing-log` feature makes this also the sink of Pingora's `log`
-    // records.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     shouhu_proxy::server::run(&config, |ready| match ready {
         Ok(at) => {
             println!("listening http://{} admin http://{}", at.listen, at.admin);
