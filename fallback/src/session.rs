@@ -50,6 +50,17 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// The `error` code of a 401 answer, the same the origin uses, so an app sees one set
+    /// whoever answered.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_token",
+            Self::Invalid => "invalid_token",
+            Self::Expired => "expired_token",
+        }
+    }
+
     /// A stable label for metrics and logs.
     #[must_use]
     pub fn reason(self) -> &'static str {

@@ -322,12 +322,7 @@ impl ProxyHttp for Gateway {
                 Err(e) => {
                     self.parts.metrics.auth_refused(e.reason());
                     return self
-                        .refuse(
-                            session,
-                            ctx,
-                            respond::unauthorized(e.reason()),
-                            Ending::Unauthorized,
-                        )
+                        .refuse(session, ctx, respond::unauthorized(e), Ending::Unauthorized)
                         .await;
                 }
             }

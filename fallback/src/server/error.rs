@@ -36,15 +36,7 @@ impl ApiError {
     #[must_use]
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::Unauthenticated(SessionError::Missing) => {
-                (StatusCode::UNAUTHORIZED, "missing_token")
-            }
-            Self::Unauthenticated(SessionError::Expired) => {
-                (StatusCode::UNAUTHORIZED, "expired_token")
-            }
-            Self::Unauthenticated(SessionError::Invalid) => {
-                (StatusCode::UNAUTHORIZED, "invalid_token")
-            }
+            Self::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.code()),
             Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -8,6 +8,8 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use crate::identity::AuthError;
+
 /// `X-Shouhu-Source`.
 pub const SOURCE_HEADER: &str = "x-shouhu-source";
 /// `Cache-Control` of refusals and of anything computed per request.
@@ -72,22 +74,22 @@ pub struct Refusal {
     pub retry_after: Option<u32>,
 }
 
-/// No valid session.
-pub fn unauthorized(reason: &'static str) -> Refusal {
-    let (message, message_zh) = match reason {
-        "expired" => (
+/// No valid session. The `error` code is the origin's for the same case.
+pub fn unauthorized(e: AuthError) -> Refusal {
+    let (message, message_zh) = match e {
+        AuthError::Expired => (
             "Your session has expired. Please log in again.",
             "登录已过期，请重新登录。",
         ),
-        "missing" => ("Please log in to see your code.", "请先登录后查看健康码。"),
-        _ => (
+        AuthError::Missing => ("Please log in to see your code.", "请先登录后查看健康码。"),
+        AuthError::Invalid => (
             "Your session is not valid. Please log in again.",
             "登录信息无效，请重新登录。",
         ),
     };
     Refusal {
         status: 401,
-        error: reason,
+        error: e.code(),
         message,
         message_zh,
         retry_after: None,
@@ -162,7 +164,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
         assert_eq!(v["error"], "unavailable");
         assert!(v["message_zh"].as_str().unwrap().contains("繁忙"));
-        let page = unauthorized("expired").answer(false, "proxy");
+        let page = unauthorized(AuthError::Expired).answer(false, "proxy");
         assert_eq!(page.content_type, HTML);
         assert!(
             String::from_utf8(page.body.to_vec())
