@@ -9,6 +9,7 @@
 //! - [`trust`]: the trust list of public keys.
 //! - [`sign`] and [`verify`]: the two directions; [`cose`] holds the wire layers they share.
 //! - [`qr`]: the QR as SVG.
+//! - [`scan`]: the answer to a venue scanner.
 //! - [`page`]: the citizen-facing JSON view and HTML page, shared by origin and fallback.
 //! - [`time`]: whole-second times and their RFC 3339 form.
 //!
@@ -22,6 +23,7 @@ pub mod cose;
 pub mod key;
 pub mod page;
 pub mod qr;
+pub mod scan;
 pub mod sign;
 pub mod time;
 pub mod trust;

@@ -8,7 +8,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use shouhu_code::scan::{ScanAnswer, ScanRequest};
 use shouhu_code::time::{format_rfc3339, now};
 use shouhu_code::{Colour, VerifyPolicy, render_page};
 
@@ -91,50 +92,17 @@ pub(super) async fn explain(
     }))
 }
 
-#[derive(Deserialize)]
-struct VerifyRequest {
-    code: String,
-}
-
-#[derive(Serialize)]
-struct VerifyResponse {
-    valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    colour: Option<Colour>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    claims: Option<shouhu_code::Claims>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
-}
-
 pub(super) async fn verify(
     State(app): State<Arc<App>>,
     body: Bytes,
 ) -> Result<Json<impl Serialize>, ApiError> {
-    let req: VerifyRequest = parse_json(&body)?;
-    let answer =
-        match shouhu_code::verify(req.code.trim(), &app.trust, now(), &VerifyPolicy::default()) {
-            Ok(v) => VerifyResponse {
-                valid: true,
-                reason: None,
-                message: None,
-                colour: Some(v.claims.colour),
-                kid: Some(v.key.kid.to_string()),
-                claims: Some(v.claims),
-            },
-            Err(e) => VerifyResponse {
-                valid: false,
-                reason: Some(e.reason()),
-                message: Some(e.to_string()),
-                colour: None,
-                claims: None,
-                kid: None,
-            },
-        };
+    let req: ScanRequest = parse_json(&body)?;
+    let answer = ScanAnswer::from(shouhu_code::verify(
+        req.code.trim(),
+        &app.trust,
+        now(),
+        &VerifyPolicy::default(),
+    ));
     Ok(Json(answer))
 }
 

@@ -7,31 +7,11 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use pingora::proxy::Session;
-use serde::{Deserialize, Serialize};
-use shouhu_code::{Claims, Colour, TrustList, VerifyPolicy, time};
+use shouhu_code::scan::{ScanAnswer, ScanRequest};
+use shouhu_code::{TrustList, VerifyPolicy, time};
 
 /// Largest scan body read at the edge, bytes (a code is well under 1 KiB).
 pub const MAX_SCAN_BODY: usize = 16 * 1024;
-
-#[derive(Deserialize)]
-struct VerifyRequest {
-    code: String,
-}
-
-#[derive(Serialize)]
-struct VerifyResponse {
-    valid: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    colour: Option<Colour>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    claims: Option<Claims>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kid: Option<String>,
-}
 
 struct Published {
     list: TrustList,
@@ -101,31 +81,14 @@ impl EdgeTrust {
     /// The answer to a scan body, or `None` when it holds no code.
     #[must_use]
     pub fn answer(&self, body: &[u8]) -> Option<Bytes> {
-        let request: VerifyRequest = serde_json::from_slice(body).ok()?;
+        let request: ScanRequest = serde_json::from_slice(body).ok()?;
         let published = self.get();
-        let response = match shouhu_code::verify(
+        let response = ScanAnswer::from(shouhu_code::verify(
             request.code.trim(),
             &published.list,
             time::now(),
             &VerifyPolicy::default(),
-        ) {
-            Ok(v) => VerifyResponse {
-                valid: true,
-                reason: None,
-                message: None,
-                colour: Some(v.claims.colour),
-                kid: Some(v.key.kid.to_string()),
-                claims: Some(v.claims),
-            },
-            Err(e) => VerifyResponse {
-                valid: false,
-                reason: Some(e.reason()),
-                message: Some(e.to_string()),
-                colour: None,
-                claims: None,
-                kid: None,
-            },
-        };
+        ));
         serde_json::to_vec(&response).ok().map(Bytes::from)
     }
 }
@@ -148,7 +111,7 @@ pub async fn read_body(session: &mut Session) -> pingora::Result<Option<Vec<u8>>
 #[cfg(test)]
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
-    use shouhu_code::{CodeId, KeyPair, KeyRole, Region, Source, SubjectId};
+    use shouhu_code::{Claims, CodeId, Colour, KeyPair, KeyRole, Region, Source, SubjectId};
 
     use super::*;
 
