@@ -11,7 +11,7 @@ use crate::duration::Duration;
 use crate::error::ConfigErrors;
 use crate::kind::Kind;
 use crate::load::Schema;
-use crate::overrides::{Overrides, set};
+use crate::overrides::Overrides;
 use crate::proxy::{
     DEFAULT_CODE_TTL, DEFAULT_KEY_DIR_NAME, DEFAULT_MAX_SNAPSHOT_AGE, check_issuing,
 };
@@ -121,15 +121,12 @@ impl IssuerConfig {
 
     /// Replaces file values with command-line ones (see [`Overrides`]; `origin` is ignored).
     pub fn apply(&mut self, overrides: &Overrides) {
-        set(&mut self.server.listen, overrides.listen.as_ref());
-        set(
+        overrides.apply_common(
+            &mut self.server.listen,
             &mut self.server.admin_listen,
-            overrides.admin_listen.as_ref(),
+            &mut self.redis,
+            &mut self.data_dir,
         );
-        if let Some(redis) = &overrides.redis {
-            self.redis = Some(redis.clone());
-        }
-        set(&mut self.data_dir, overrides.data_dir.as_ref());
     }
 
     /// `key_dir`, else `{data_dir}/keys`.

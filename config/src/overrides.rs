@@ -32,6 +32,25 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
 }
 
+impl Overrides {
+    /// Applies the flags every server has: listen addresses, Redis and data folder. The
+    /// proxy also takes `origin` itself.
+    pub(crate) fn apply_common(
+        &self,
+        listen: &mut SocketAddr,
+        admin_listen: &mut SocketAddr,
+        redis: &mut Option<RedisUrls>,
+        data_dir: &mut PathBuf,
+    ) {
+        set(listen, self.listen.as_ref());
+        set(admin_listen, self.admin_listen.as_ref());
+        if let Some(urls) = &self.redis {
+            *redis = Some(urls.clone());
+        }
+        set(data_dir, self.data_dir.as_ref());
+    }
+}
+
 /// Replaces `slot` with the override, if any.
 pub(crate) fn set<T: Clone>(slot: &mut T, value: Option<&T>) {
     if let Some(value) = value {

@@ -49,7 +49,7 @@ pub use self::upstream::{
 use crate::error::ConfigErrors;
 use crate::kind::Kind;
 use crate::load::Schema;
-use crate::overrides::{Overrides, set};
+use crate::overrides::Overrides;
 use crate::validate::Validator;
 
 /// Default `data_dir`.
@@ -119,18 +119,15 @@ impl ProxyConfig {
 
     /// Replaces file values with command-line ones (see [`Overrides`]).
     pub fn apply(&mut self, overrides: &Overrides) {
-        set(&mut self.server.listen, overrides.listen.as_ref());
-        set(
+        overrides.apply_common(
+            &mut self.server.listen,
             &mut self.server.admin_listen,
-            overrides.admin_listen.as_ref(),
+            &mut self.fallback.redis,
+            &mut self.data_dir,
         );
         if let Some(url) = &overrides.origin {
             self.origin.url = Some(url.clone());
         }
-        if let Some(redis) = &overrides.redis {
-            self.fallback.redis = Some(redis.clone());
-        }
-        set(&mut self.data_dir, overrides.data_dir.as_ref());
     }
 
     /// The fallback signing-key directory: `fallback.key_dir`, else `{data_dir}/keys`.
