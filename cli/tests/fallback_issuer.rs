@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use shouhu_code::time::now;
 use shouhu_code::{CodeView, Colour, Source, SubjectId, TrustList, VerifyPolicy, verify};
 use shouhu_fallback::session::SessionSigner;
-use shouhu_testkit::{ChildProcess, RedisServer, free_port, wait_for_tcp};
+use shouhu_testkit::{ChildProcess, RedisServer, free_port, wait_for_tcp, wait_until};
 
 const INGEST_TOKEN: &str = "ingest-secret-1";
 
@@ -54,6 +54,12 @@ fn start_issuer(redis: &str) -> Issuer {
     assert!(
         wait_for_tcp(addr, Duration::from_secs(20)),
         "issuer did not start"
+    );
+    // Ready means Redis is reachable: the issuer starts before its Redis connection does.
+    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || is_ready(admin)),
+        "issuer never became ready"
     );
     Issuer {
         process,
@@ -106,6 +112,25 @@ async fn push(client: &reqwest::Client, issuer: &Issuer, body: String) -> reqwes
         .send()
         .await
         .unwrap()
+}
+
+/// `GET /readyz` answers 200, asked over a plain socket (callers run inside a runtime).
+fn is_ready(admin: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&admin, Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut answer = String::new();
+    stream
+        .write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .and_then(|()| stream.read_to_string(&mut answer))
+        .is_ok()
+        && answer
+            .lines()
+            .next()
+            .is_some_and(|status| status.contains(" 200 "))
 }
 
 fn record_line(n: u8, colour: &str, as_of: u64) -> String {
