@@ -6,8 +6,9 @@
 //! defaults: the origin's session key and trust list come from its well-known URLs, and a
 //! fallback signing key is generated into `{data_dir}/keys` on first start.
 //!
-//! `SIGTERM` drains within `server.grace_period` + `server.graceful_shutdown_timeout`;
-//! `SIGINT` stops at once.
+//! `SIGHUP` reloads the config file (same flags) and the keys; a config that does not load
+//! is refused with a log line and the running one stays. `SIGTERM` drains within
+//! `server.grace_period` + `server.graceful_shutdown_timeout`; `SIGINT` stops at once.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -58,7 +59,11 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     init_tracing();
-    shouhu_proxy::server::run(&config, |ready| match ready {
+    let path = args.config.clone();
+    let reload: shouhu_proxy::server::ConfigSource = Box::new(move || {
+        shouhu_config::load_proxy_with(path.as_deref(), &overrides).map_err(|e| e.to_string())
+    });
+    shouhu_proxy::server::run(&config, reload, |ready| match ready {
         Ok(at) => {
             println!("listening http://{} admin http://{}", at.listen, at.admin);
             let _ = std::io::stdout().flush();

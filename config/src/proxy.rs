@@ -6,6 +6,7 @@ mod cache;
 mod deadlines;
 mod fallback;
 mod identity;
+mod journal;
 mod routes;
 mod scan;
 mod server;
@@ -33,6 +34,10 @@ pub use self::fallback::{
     DEFAULT_CODE_TTL, DEFAULT_KEY_DIR_NAME, DEFAULT_MAX_SNAPSHOT_AGE, Fallback, MAX_CODE_TTL,
 };
 pub use self::identity::{DEFAULT_COOKIE_NAME, Identity, SESSION_KEY_WELL_KNOWN_PATH};
+pub use self::journal::{
+    DEFAULT_JOURNAL_CONSUMER, DEFAULT_JOURNAL_MAX_BODY, DEFAULT_REPLAY_RATE, Journal,
+    MAX_JOURNAL_BODY,
+};
 pub use self::routes::{
     DEFAULT_ANONYMOUS, DEFAULT_ROUTES, InvalidRoutePattern, Method, Route, RouteClass,
     RoutePattern, default_anonymous, default_routes,
@@ -43,8 +48,8 @@ pub use self::server::{
     DEFAULT_THREADS, MAX_THREADS, Server,
 };
 pub use self::upstream::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_POOL, DEFAULT_READ_TIMEOUT,
-    Upstream,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_POOL, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_READ_TIMEOUT, Upstream,
 };
 use crate::error::ConfigErrors;
 use crate::kind::Kind;
@@ -86,6 +91,8 @@ pub struct ProxyConfig {
     pub fallback: Fallback,
     /// `[scan]`.
     pub scan: Scan,
+    /// `[journal]`: declarations kept while the origin is down.
+    pub journal: Journal,
 }
 
 impl Default for ProxyConfig {
@@ -102,6 +109,7 @@ impl Default for ProxyConfig {
             breaker: Breaker::default(),
             fallback: Fallback::default(),
             scan: Scan::default(),
+            journal: Journal::default(),
         }
     }
 }
@@ -171,5 +179,6 @@ impl Schema for ProxyConfig {
         self.cache.check(v);
         self.breaker.check(v, self.deadlines.display);
         self.fallback.check(v);
+        self.journal.check(v);
     }
 }

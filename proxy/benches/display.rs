@@ -61,6 +61,7 @@ fn display(c: &mut Criterion) {
             max_bytes: 1 << 30,
         },
         breaker: Arc::new(Breaker::new(BreakerConfig::default())),
+        limit: shouhu_proxy::limit::OriginLimit::new(0),
         origin: OriginClient::new(
             "http://127.0.0.1:9",
             Duration::from_millis(10),
@@ -112,6 +113,7 @@ fn display(c: &mut Criterion) {
                                 subject: subject(n),
                                 token: "unused on a hit",
                                 format,
+                                deadline: None,
                             })
                             .await;
                         assert_eq!(r.status, 200);

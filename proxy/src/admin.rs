@@ -5,7 +5,8 @@
 //! GET /metrics   Prometheus text (see crate::metrics)
 //! GET /healthz   200 "ok" while the process serves
 //! GET /readyz    200 {"ready":true,"redis":"connected|unreachable|off",...}; 503 without keys
-//! GET /status    {"breaker","cache_entries","snapshot_watermark_age_seconds","redis",...}
+//! GET /status    {"breaker","cache_entries","snapshot_watermark_age_seconds","redis",
+//!                 "origin_in_flight","origin_limit","journal_backlog",...}
 //! ```
 
 use std::sync::Arc;
@@ -17,9 +18,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use shouhu_fallback::SnapshotStore;
+use shouhu_fallback::journal::Journal;
+use shouhu_fallback::journal::replayer::ReplayCounters;
 
 use crate::breaker::Breaker;
 use crate::cache::CodeCache;
+use crate::limit::OriginLimit;
 use crate::metrics::Metrics;
 use crate::service::EdgeTrust;
 
@@ -30,10 +34,16 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// The breaker on the origin.
     pub breaker: Arc<Breaker>,
+    /// The limit on origin calls in flight.
+    pub limit: Arc<OriginLimit>,
     /// The per-user cache, when the display path runs.
     pub cache: Option<Arc<CodeCache>>,
     /// The snapshot store, when `[fallback] redis` is set.
     pub store: Option<SnapshotStore>,
+    /// The write journal, when declarations are journalled.
+    pub journal: Option<Journal>,
+    /// The replayer's counters.
+    pub replay: Option<Arc<ReplayCounters>>,
     /// The edge trust list.
     pub trust: Arc<EdgeTrust>,
     /// Whether the fallback issuer has a signing key.
@@ -65,15 +75,26 @@ impl AdminState {
         })
     }
 
-    async fn refresh_gauges(&self) -> Option<i64> {
+    /// Journalled declarations not yet applied, if known.
+    async fn journal_backlog(&self) -> Option<u64> {
+        self.journal.as_ref()?.backlog().await.ok()
+    }
+
+    async fn refresh_gauges(&self) -> (Option<i64>, Option<u64>) {
         let age = self.watermark_age().await;
+        let backlog = self.journal_backlog().await;
         let m = &self.metrics;
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        m.origin_in_flight.set(gauge(self.limit.in_flight()));
+        m.origin_limit.set(gauge(self.limit.max()));
+        m.journal_backlog
+            .set(backlog.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)));
         m.breaker_state
             .set(i64::from(self.breaker.state().as_gauge()));
         m.cache_entries
             .set(i64::try_from(self.cache_entries()).unwrap_or(i64::MAX));
         m.watermark_age.set(age.unwrap_or(-1));
-        age
+        (age, backlog)
     }
 }
 
@@ -89,11 +110,11 @@ pub fn router(state: AdminState) -> Router {
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     state.refresh_gauges().await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    let mut body = state.metrics.render();
+    if let Some(replay) = &state.replay {
+        body.extend_from_slice(replay.text().as_bytes());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
@@ -115,9 +136,12 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
 }
 
 async fn status(State(state): State<Arc<AdminState>>) -> Response {
-    let age = state.refresh_gauges().await;
+    let (age, backlog) = state.refresh_gauges().await;
     axum::Json(json!({
         "breaker": state.breaker.state().as_str(),
+        "origin_in_flight": state.limit.in_flight(),
+        "origin_limit": state.limit.max(),
+        "journal_backlog": backlog,
         "cache_entries": state.cache_entries(),
         "snapshot_watermark_age_seconds": age,
         "redis": state.redis(),

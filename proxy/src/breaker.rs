@@ -197,7 +197,6 @@ pub enum OriginOutcome {
 /// The circuit breaker; share it in an `Arc`.
 #[derive(Debug)]
 pub struct Breaker {
-    cfg: BreakerConfig,
     /// [`BreakerState`] as `as_gauge`, readable without the lock.
     state: AtomicU8,
     inner: Mutex<Inner>,
@@ -205,6 +204,8 @@ pub struct Breaker {
 
 #[derive(Debug)]
 struct Inner {
+    /// The thresholds; replaced whole by [`Breaker::reconfigure`].
+    cfg: BreakerConfig,
     consecutive_failures: u32,
     consecutive_timeouts: u32,
     /// (requests, failures) per bucket; `bucket_start` is the start of `buckets[head]`.
@@ -224,9 +225,9 @@ impl Breaker {
     pub fn new(cfg: BreakerConfig) -> Self {
         let now = Instant::now();
         Self {
-            cfg,
             state: AtomicU8::new(BreakerState::Closed.as_gauge()),
             inner: Mutex::new(Inner {
+                cfg,
                 consecutive_failures: 0,
                 consecutive_timeouts: 0,
                 buckets: [(0, 0); BUCKETS],
@@ -241,8 +242,13 @@ impl Breaker {
 
     /// The thresholds.
     #[must_use]
-    pub fn config(&self) -> &BreakerConfig {
-        &self.cfg
+    pub fn config(&self) -> BreakerConfig {
+        self.lock().cfg
+    }
+
+    /// Replaces the thresholds (a config reload); the state and its counts stay.
+    pub fn reconfigure(&self, cfg: BreakerConfig) {
+        self.lock().cfg = cfg;
     }
 
     /// The state now (an open breaker whose cool-down is over reads as half-open).
@@ -273,17 +279,18 @@ impl Breaker {
             BreakerState::Open | BreakerState::HalfOpen => {
                 self.set_state(BreakerState::HalfOpen);
                 // A probe that never recorded (its caller was dropped) has timed out by now.
-                if inner.probes_in_flight > 0 && now >= inner.last_probe_at + self.cfg.probe_timeout
+                if inner.probes_in_flight > 0
+                    && now >= inner.last_probe_at + inner.cfg.probe_timeout
                 {
                     inner.probes_in_flight = 0;
                 }
-                if inner.probes_in_flight >= self.cfg.probes.max(1) {
+                if inner.probes_in_flight >= inner.cfg.probes.max(1) {
                     return Admit::Reject;
                 }
                 inner.probes_in_flight += 1;
                 inner.last_probe_at = now;
                 Admit::Probe {
-                    timeout: self.cfg.probe_timeout,
+                    timeout: inner.cfg.probe_timeout,
                 }
             }
         }
@@ -306,7 +313,8 @@ impl Breaker {
             }
             BreakerState::Closed => {
                 let failed = matches!(outcome, OriginOutcome::Failure(_));
-                inner.slide(now, self.cfg.window);
+                let window = inner.cfg.window;
+                inner.slide(now, window);
                 let head = inner.head;
                 inner.buckets[head].0 += 1;
                 match outcome {
@@ -332,23 +340,23 @@ impl Breaker {
     }
 
     fn should_open(&self, inner: &Inner) -> bool {
-        if inner.consecutive_failures >= self.cfg.consecutive_failures.max(1)
-            || inner.consecutive_timeouts >= self.cfg.consecutive_timeouts.max(1)
+        if inner.consecutive_failures >= inner.cfg.consecutive_failures.max(1)
+            || inner.consecutive_timeouts >= inner.cfg.consecutive_timeouts.max(1)
         {
             return true;
         }
         let (requests, failures) = inner.buckets.iter().fold((0u64, 0u64), |(r, f), b| {
             (r + u64::from(b.0), f + u64::from(b.1))
         });
-        requests >= u64::from(self.cfg.min_requests.max(1))
-            && failures * 100 >= requests * u64::from(self.cfg.error_percent)
+        requests >= u64::from(inner.cfg.min_requests.max(1))
+            && failures * 100 >= requests * u64::from(inner.cfg.error_percent)
     }
 
     fn open(&self, inner: &mut Inner, now: Instant) {
-        inner.open_until = now + self.cfg.open_for;
+        inner.open_until = now + inner.cfg.open_for;
         inner.probes_in_flight = 0;
         self.set_state(BreakerState::Open);
-        tracing::warn!(open_for = ?self.cfg.open_for, "origin circuit breaker opened");
+        tracing::warn!(open_for = ?inner.cfg.open_for, "origin circuit breaker opened");
     }
 
     fn close(&self, inner: &mut Inner, now: Instant) {

@@ -64,6 +64,8 @@ pub struct DisplayRequest<'a> {
     pub token: &'a str,
     /// JSON or HTML.
     pub format: Format,
+    /// The route's deadline; `None` is the display default (`deadlines.display`).
+    pub deadline: Option<Duration>,
 }
 
 /// The answer; the caller writes the headers (`X-Shouhu-Source: source.as_str()`).
@@ -94,6 +96,8 @@ pub struct DisplayParts {
     pub cache: CacheLimits,
     /// The breaker, shared with pass-through.
     pub breaker: Arc<Breaker>,
+    /// The limit on origin calls in flight, shared with pass-through.
+    pub limit: Arc<crate::limit::OriginLimit>,
     /// The origin client.
     pub origin: OriginClient,
     /// The fallback issuer, if `[fallback] redis` is set and keys loaded.
@@ -113,12 +117,14 @@ impl DisplayParts {
     pub fn from_config(
         config: &shouhu_config::ProxyConfig,
         breaker: Arc<Breaker>,
+        limit: Arc<crate::limit::OriginLimit>,
         issuer: Option<Issuer>,
     ) -> Result<Self, crate::origin_client::OriginClientError> {
         let (_, deadline) = config.classify("GET", "/api/code");
         Ok(Self {
             cache: CacheLimits::from_config(&config.cache),
             breaker,
+            limit,
             origin: OriginClient::from_config(&config.origin)?,
             issuer,
             deadline: deadline.into(),
@@ -148,6 +154,7 @@ impl Display {
             flights: Arc::new(Flights::new(
                 parts.origin,
                 Arc::clone(&parts.breaker),
+                parts.limit,
                 Arc::clone(&cache),
             )),
             cache,
@@ -185,6 +192,7 @@ impl Display {
     /// Answers one request within the display deadline.
     pub async fn serve(&self, req: DisplayRequest<'_>) -> DisplayResponse {
         let started = Instant::now();
+        let deadline = req.deadline.unwrap_or(self.deadline);
         let now = shouhu_code::time::now();
         let cached = self.cache.get(&req.subject);
         if let Some(entry) = &cached {
@@ -202,16 +210,11 @@ impl Display {
                 Freshness::Unusable => {}
             }
         }
-        let reserve = FAILOVER_RESERVE.min(self.deadline / 2);
-        let origin_deadline = started + self.deadline - reserve;
+        let reserve = FAILOVER_RESERVE.min(deadline / 2);
+        let origin_deadline = started + deadline - reserve;
         let fetched = self
             .flights
-            .fetch(
-                req.subject,
-                req.token,
-                self.deadline - reserve,
-                origin_deadline,
-            )
+            .fetch(req.subject, req.token, deadline - reserve, origin_deadline)
             .await;
         match fetched {
             Ok(Landed::Code(entry)) => cached_code(
@@ -238,7 +241,8 @@ impl Display {
             | Err(NoAnswer::Rejected | NoAnswer::Failed(_) | NoAnswer::Deadline) => {
                 // Re-read: a fetch that landed after our deadline may have filled it.
                 let cached = self.cache.get(&req.subject).or(cached);
-                self.failover(req, cached.as_deref(), started).await
+                self.failover(req, cached.as_deref(), started + deadline)
+                    .await
             }
         }
     }
@@ -247,13 +251,13 @@ impl Display {
         &self,
         req: DisplayRequest<'_>,
         cached: Option<&Entry>,
-        started: Instant,
+        deadline: Instant,
     ) -> DisplayResponse {
         let now = shouhu_code::time::now();
         let valid = cached.filter(|e| e.valid_at(now));
         if let Some(issuer) = &self.issuer {
             let known = cached.map(Entry::known);
-            let until = (started + self.deadline).max(Instant::now() + FAILOVER_RESERVE / 2);
+            let until = deadline.max(Instant::now() + FAILOVER_RESERVE / 2);
             let issued =
                 tokio::time::timeout_at(until, issuer.issue(&req.subject, known, now)).await;
             match issued {

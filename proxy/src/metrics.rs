@@ -11,6 +11,12 @@
 //! | `shouhu_breaker_state` | gauge | none: 0 closed, 1 half-open, 2 open |
 //! | `shouhu_cache_entries` | gauge | none |
 //! | `shouhu_snapshot_watermark_age_seconds` | gauge | none; -1 when unknown |
+//! | `shouhu_origin_in_flight` | gauge | none |
+//! | `shouhu_origin_concurrency_limit` | gauge | none; 0 when unlimited |
+//! | `shouhu_journal_backlog` | gauge | none; -1 when unknown |
+//! | `shouhu_config_reloads_total` | counter | `result` (applied, refused) |
+//!
+//! The admin listener appends the replayer's `shouhu_journal_*_total` counters.
 //!
 //! Every series of the counters exists from the start (at zero), so dashboards and alerts see
 //! them before the first event. Gauges are set when `/metrics` is scraped.
@@ -56,6 +62,13 @@ pub struct Metrics {
     pub cache_entries: IntGauge,
     /// `shouhu_snapshot_watermark_age_seconds`.
     pub watermark_age: IntGauge,
+    /// `shouhu_origin_in_flight`.
+    pub origin_in_flight: IntGauge,
+    /// `shouhu_origin_concurrency_limit`.
+    pub origin_limit: IntGauge,
+    /// `shouhu_journal_backlog`.
+    pub journal_backlog: IntGauge,
+    reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -111,6 +124,29 @@ impl Metrics {
             "shouhu_snapshot_watermark_age_seconds",
             "Age of the snapshot watermark (complete up to); -1 when unknown.",
         )?;
+        let origin_in_flight = IntGauge::new(
+            "shouhu_origin_in_flight",
+            "Calls to the origin in flight now (pass-through and code fetches).",
+        )?;
+        let origin_limit = IntGauge::new(
+            "shouhu_origin_concurrency_limit",
+            "The limit on calls to the origin in flight; 0 when unlimited.",
+        )?;
+        let journal_backlog = IntGauge::new(
+            "shouhu_journal_backlog",
+            "Journalled declarations not yet applied by the origin; -1 when unknown.",
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "shouhu_config_reloads_total",
+                "Config reloads on SIGHUP, by result (applied, refused).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(origin_in_flight.clone()))?;
+        registry.register(Box::new(origin_limit.clone()))?;
+        registry.register(Box::new(journal_backlog.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration_vec.clone()))?;
         registry.register(Box::new(auth_refusals.clone()))?;
@@ -136,6 +172,10 @@ impl Metrics {
             fallback_codes.with_label_values(&[colour.as_str()]);
         }
         watermark_age.set(-1);
+        journal_backlog.set(-1);
+        for result in ["applied", "refused"] {
+            reloads.with_label_values(&[result]);
+        }
         let durations = CLASSES
             .iter()
             .map(|c| duration_vec.with_label_values(&[c.as_str()]))
@@ -151,7 +191,17 @@ impl Metrics {
             breaker_state,
             cache_entries,
             watermark_age,
+            origin_in_flight,
+            origin_limit,
+            journal_backlog,
+            reloads,
         })
+    }
+
+    /// Counts a config reload.
+    pub fn config_reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.reloads.with_label_values(&[result]).inc();
     }
 
     /// Counts one answered request and its duration.

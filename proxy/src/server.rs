@@ -1,7 +1,8 @@
 //! What `shouhu proxy` runs: start-up on a background runtime ([`bootstrap`]), the admin
-//! listener on that runtime, and the Pingora server with its own worker runtime on the
-//! calling thread until `SIGTERM` (graceful, within `server.grace_period` plus
-//! `server.graceful_shutdown_timeout`) or `SIGINT` (at once).
+//! listener, the journal's replayer and the `SIGHUP` reloader ([`reload`]) on that runtime,
+//! and the Pingora server with its own worker runtime on the calling thread until `SIGTERM`
+//! (graceful, within `server.grace_period` plus `server.graceful_shutdown_timeout`) or
+//! `SIGINT` (at once).
 //!
 //! The listen address may have port 0: the port is reserved first with a bound, not
 //! listening `SO_REUSEPORT` socket, and Pingora binds the same address with `SO_REUSEPORT`;
@@ -9,8 +10,10 @@
 //! failure only panics its service thread, so readiness is checked, not assumed).
 
 mod bootstrap;
+mod reload;
 
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pingora::listeners::TcpSocketOptions;
@@ -19,6 +22,7 @@ use pingora::server::{RunArgs, Server};
 use shouhu_config::ProxyConfig;
 use socket2::{Domain, Socket, Type};
 
+pub use self::reload::ConfigSource;
 use crate::service::Gateway;
 
 /// How long Pingora may take to start listening.
@@ -65,12 +69,14 @@ pub struct Listening {
 }
 
 /// Runs the proxy until a shutdown signal. `on_ready` is called once, from another thread,
-/// with the bound addresses or the reason the proxy did not come up.
+/// with the bound addresses or the reason the proxy did not come up. On `SIGHUP` the config
+/// is loaded again from `reload` (and keys re-read) and applied (see [`reload`]).
 ///
 /// # Errors
 /// Start-up failed before the server ran.
 pub fn run(
     config: &ProxyConfig,
+    reload: ConfigSource,
     on_ready: impl FnOnce(Result<Listening, StartError>) + Send + 'static,
 ) -> Result<(), StartError> {
     let background = tokio::runtime::Builder::new_multi_thread()
@@ -80,6 +86,21 @@ pub fn run(
         .build()
         .map_err(|e| StartError::Internal(format!("background runtime: {e}")))?;
     let prepared = background.block_on(bootstrap::prepare(config))?;
+    let mut hangup = {
+        let _entered = background.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| StartError::Internal(format!("SIGHUP handler: {e}")))?
+    };
+    let reloader = prepared.reloader;
+    background.spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            reloader.reload(&reload).await;
+        }
+    });
+    if let Some(replayer) = prepared.replayer {
+        bootstrap::spawn_replayer(&background, replayer, Arc::clone(&prepared.gateway.breaker));
+    }
 
     let admin_addr = config.server.admin_listen;
     let admin_listener = background

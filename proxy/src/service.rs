@@ -6,16 +6,22 @@
 //! 2. `display` is answered by the [`DisplayPath`] (cache, origin, fallback, "unknown") and
 //!    written here; `scan` is verified at the edge with the trust list when the breaker is not
 //!    closed (or always, if configured).
-//! 3. Everything else passes through to the origin under the breaker: when it rejects, the
-//!    answer is 503 + `Retry-After` at once. `upstream_peer` returns a pre-resolved peer with
-//!    a timeout on every phase, capped by the class deadline (and the probe timeout when the
-//!    breaker is half-open).
+//! 3. Everything else passes through to the origin under the breaker and the in-flight limit:
+//!    when either refuses, `declare` is journalled (202 + receipt) and the rest get 503 +
+//!    `Retry-After` at once. `upstream_peer` returns a pre-resolved peer with a timeout on
+//!    every phase, capped by what is left of the request's deadline (and the probe timeout
+//!    when the breaker is half-open); an answer still streaming past the deadline is cut.
 //! 4. `fail_to_connect` / `error_while_proxy` note why the origin failed; `fail_to_proxy`
-//!    writes our own 503 (or verifies a scan at the edge when the connection never opened);
+//!    writes our own 503 (or, when the connection never opened, verifies a scan at the edge
+//!    or journals a declaration);
 //!    `logging` records the origin's outcome in the breaker and the request in the metrics.
+//!
+//! What a config reload may change (routes, deadlines, identity, timeouts) is one [`Live`]
+//! value swapped whole; a request reads it once.
 //!
 //! Errors become `pingora::Error` only here, at the hook boundary.
 
+mod declare;
 mod display_path;
 mod ending;
 mod respond;
@@ -25,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::HttpPeer;
@@ -32,6 +39,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 use shouhu_config::proxy::RouteClass;
 
+use self::declare::Journalled;
+pub use self::declare::SOURCE_JOURNAL;
 pub use self::display_path::DisplayPath;
 pub use self::ending::Ending;
 pub use self::respond::SOURCE_HEADER;
@@ -41,8 +50,10 @@ use crate::breaker::{Admit, Breaker, BreakerState, FailureKind, OriginOutcome};
 use crate::classify::Classifier;
 use crate::display::{DisplayRequest, Format};
 use crate::identity::{AuthError, Identity, token_str};
+use crate::limit::{OriginLimit, Permit};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use shouhu_fallback::journal::Journal;
 
 /// Where the proxy publishes the trust list it verifies with (the origin's keys and its own
 /// fallback keys), answered locally.
@@ -65,28 +76,48 @@ pub struct OriginTimeouts {
     pub idle: Duration,
 }
 
-/// Everything the service is built from.
-pub struct GatewayParts {
+/// What a config reload replaces: read once per request.
+#[derive(Debug)]
+pub struct Live {
     /// The route table.
     pub classifier: Classifier,
     /// Session verification.
     pub identity: Arc<Identity>,
     /// `identity.cookie_name`.
     pub cookie_name: String,
+    /// `scan.verify_at_edge = "always"`.
+    pub verify_always: bool,
+    /// Timeouts toward the origin.
+    pub timeouts: OriginTimeouts,
+    /// `journal.max_body`, bytes.
+    pub journal_max_body: usize,
+}
+
+/// The journal a `declare` goes to when the origin cannot take it.
+#[derive(Clone, Debug)]
+pub struct DeclareJournal {
+    /// The write journal.
+    pub journal: Journal,
+}
+
+/// Everything the service is built from.
+pub struct GatewayParts {
+    /// What reloads replace; shared with the reloader.
+    pub live: Arc<ArcSwap<Live>>,
     /// The breaker on the origin, shared with the display path.
     pub breaker: Arc<Breaker>,
+    /// The limit on origin calls in flight, shared with the display path.
+    pub limit: Arc<OriginLimit>,
     /// The display path; `None` passes `display` through like `other`.
     pub display: Option<Arc<dyn DisplayPath>>,
     /// The trust list of edge verification.
     pub trust: Arc<EdgeTrust>,
-    /// `scan.verify_at_edge = "always"`.
-    pub verify_always: bool,
+    /// The write journal; `None` without `fallback.redis` or with `journal.enabled = false`.
+    pub journal: Option<DeclareJournal>,
     /// The origin's resolved address.
     pub origin: SocketAddr,
     /// The origin's host, sent as SNI-equivalent peer name (plain HTTP: informational).
     pub origin_host: String,
-    /// Timeouts toward the origin.
-    pub timeouts: OriginTimeouts,
     /// The metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -94,8 +125,6 @@ pub struct GatewayParts {
 /// The gateway: a `ProxyHttp`.
 pub struct Gateway {
     parts: GatewayParts,
-    peer: HttpPeer,
-    retry_after: u32,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -121,34 +150,72 @@ enum Upstream {
 #[derive(Debug)]
 pub struct Ctx {
     started: Instant,
+    live: Option<Arc<Live>>,
     class: RouteClass,
     json: bool,
     deadline: Duration,
     upstream: Upstream,
+    /// A place under `origin.max_in_flight`, held until the request ends.
+    permit: Option<Permit>,
     went_upstream: bool,
     failure: Option<FailureKind>,
     connect_failed: bool,
     status: u16,
+    /// The status of an answer the proxy wrote itself.
+    answered: u16,
     ending: Option<Ending>,
+    /// The verified session of a request that went upstream (a `declare` whose connection
+    /// fails is journalled with it).
+    verified: Option<(shouhu_code::SubjectId, String)>,
 }
 
 impl Gateway {
     /// The gateway of `parts`.
     #[must_use]
     pub fn new(parts: GatewayParts) -> Self {
-        let mut peer = HttpPeer::new(parts.origin, false, parts.origin_host.clone());
-        peer.options.connection_timeout = Some(parts.timeouts.connect);
-        peer.options.total_connection_timeout = Some(parts.timeouts.connect);
-        peer.options.read_timeout = Some(parts.timeouts.read);
-        peer.options.write_timeout = Some(parts.timeouts.read);
-        peer.options.idle_timeout = Some(parts.timeouts.idle);
-        let open_for = parts.breaker.config().open_for.as_secs();
-        let retry_after = u32::try_from(open_for).unwrap_or(u32::MAX).max(1);
-        Self {
-            parts,
-            peer,
-            retry_after,
-        }
+        Self { parts }
+    }
+
+    /// `Retry-After` of refusals: when the breaker next lets a probe through.
+    fn retry_after(&self) -> u32 {
+        let open_for = self.parts.breaker.config().open_for.as_secs();
+        u32::try_from(open_for).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// A `declare` the origin cannot take now: journalled, or refused fast without a journal.
+    async fn declare_to_journal(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        verified: Option<(shouhu_code::SubjectId, String)>,
+    ) -> pingora::Result<bool> {
+        let (Some(journal), Some((subject, token)), Some(live)) =
+            (&self.parts.journal, verified, ctx.live.clone())
+        else {
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    respond::unavailable(self.retry_after()),
+                    Ending::Shed,
+                )
+                .await;
+        };
+        let (answer, how) = declare::journal(
+            session,
+            &journal.journal,
+            live.journal_max_body,
+            subject,
+            &token,
+            self.retry_after(),
+        )
+        .await?;
+        let ending = match how {
+            Journalled::Accepted => Ending::Journalled,
+            Journalled::Refused => Ending::BadRequest,
+            Journalled::Unavailable => Ending::Shed,
+        };
+        self.answer(session, ctx, answer, ending).await
     }
 
     /// Writes a proxy-made answer and notes how the request ended.
@@ -164,6 +231,7 @@ impl Gateway {
             session.set_keepalive(None);
         }
         ctx.ending = Some(ending);
+        ctx.answered = answer.status;
         respond::write(session, answer).await?;
         Ok(true)
     }
@@ -181,7 +249,7 @@ impl Gateway {
 
     /// Verifies a scan at the edge and answers it.
     async fn scan_at_edge(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        let body = scan::read_body(session).await?;
+        let body = scan::read_body(session, scan::MAX_SCAN_BODY).await?;
         match body.and_then(|b| self.parts.trust.answer(&b)) {
             Some(json) => {
                 let answer = Local {
@@ -217,6 +285,7 @@ impl Gateway {
                 subject,
                 token,
                 format,
+                deadline: Some(ctx.deadline.saturating_sub(ctx.started.elapsed())),
             })
             .await;
         if answer.outcome == Outcome::Fallback
@@ -267,23 +336,28 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             started: Instant::now(),
+            live: None,
             class: RouteClass::Other,
             json: true,
             deadline: Duration::ZERO,
             upstream: Upstream::No,
+            permit: None,
             went_upstream: false,
             failure: None,
             connect_failed: false,
             status: 0,
+            answered: 0,
             ending: None,
+            verified: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
+        let live = self.parts.live.load_full();
         let req = session.req_header();
         let path = req.uri.path();
-        let classified = self.parts.classifier.classify(req.method.as_str(), path);
+        let classified = live.classifier.classify(req.method.as_str(), path);
         ctx.class = classified.class;
         ctx.json = classified.json;
         ctx.deadline = classified.deadline;
@@ -311,11 +385,11 @@ impl ProxyHttp for Gateway {
             let token = token_str(
                 req.headers.get("authorization").map(|v| v.as_bytes()),
                 req.headers.get("cookie").map(|v| v.as_bytes()),
-                &self.parts.cookie_name,
+                &live.cookie_name,
             );
             let result = match token {
                 None => Err(AuthError::Missing),
-                Some(t) => self.parts.identity.verify(t).map(|s| (s, t.to_owned())),
+                Some(t) => live.identity.verify(t).map(|s| (s, t.to_owned())),
             };
             match result {
                 Ok(pair) => verified = Some(pair),
@@ -327,41 +401,55 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
+        let verify_always = live.verify_always;
+        ctx.live = Some(live);
 
         match ctx.class {
             RouteClass::Display => {
-                if let (Some(display), Some((subject, token))) = (&self.parts.display, verified) {
+                if let (Some(display), Some((subject, token))) = (&self.parts.display, &verified) {
                     let display = Arc::clone(display);
                     return self
-                        .display(session, ctx, display.as_ref(), subject, &token)
+                        .display(session, ctx, display.as_ref(), *subject, token)
                         .await;
                 }
             }
             RouteClass::Scan
-                if self.parts.verify_always
-                    || self.parts.breaker.state() != BreakerState::Closed =>
+                if verify_always || self.parts.breaker.state() != BreakerState::Closed =>
             {
                 return self.scan_at_edge(session, ctx).await;
             }
             _ => {}
         }
 
+        let Some(permit) = self.parts.limit.try_acquire() else {
+            return match ctx.class {
+                RouteClass::Scan => self.scan_at_edge(session, ctx).await,
+                RouteClass::Declare => self.declare_to_journal(session, ctx, verified).await,
+                _ => {
+                    let refusal = respond::unavailable(self.retry_after());
+                    self.refuse(session, ctx, refusal, Ending::Shed).await
+                }
+            };
+        };
         match self.parts.breaker.admit() {
             Admit::Reject => {
-                self.refuse(
-                    session,
-                    ctx,
-                    respond::unavailable(self.retry_after),
-                    Ending::Shed,
-                )
-                .await
+                drop(permit);
+                if ctx.class == RouteClass::Declare {
+                    return self.declare_to_journal(session, ctx, verified).await;
+                }
+                let refusal = respond::unavailable(self.retry_after());
+                self.refuse(session, ctx, refusal, Ending::Shed).await
             }
             Admit::Normal => {
                 ctx.upstream = Upstream::Normal;
+                ctx.permit = Some(permit);
+                ctx.verified = verified;
                 Ok(false)
             }
             Admit::Probe { timeout } => {
                 ctx.upstream = Upstream::Probe(timeout);
+                ctx.permit = Some(permit);
+                ctx.verified = verified;
                 Ok(false)
             }
         }
@@ -372,18 +460,51 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<Box<HttpPeer>> {
+        // What is left of the request's deadline caps every phase; a retry after it passed
+        // does not start.
+        let left = ctx.deadline.saturating_sub(ctx.started.elapsed());
+        if left.is_zero() {
+            return Err(Error::explain(
+                ErrorType::ConnectTimedout,
+                "the request's deadline passed before the origin was called",
+            ));
+        }
         let cap = match ctx.upstream {
-            Upstream::Probe(timeout) => timeout.min(ctx.deadline),
-            Upstream::Normal | Upstream::No => ctx.deadline,
+            Upstream::Probe(timeout) => timeout.min(left),
+            Upstream::Normal | Upstream::No => left,
         };
-        let mut peer = Box::new(self.peer.clone());
-        let t = self.parts.timeouts;
+        let t = self.parts.live.load().timeouts;
+        let mut peer = Box::new(HttpPeer::new(
+            self.parts.origin,
+            false,
+            self.parts.origin_host.clone(),
+        ));
         peer.options.connection_timeout = Some(t.connect.min(cap));
         peer.options.total_connection_timeout = Some(t.connect.min(cap));
         peer.options.read_timeout = Some(t.read.min(cap));
         peer.options.write_timeout = Some(t.read.min(cap));
+        peer.options.idle_timeout = Some(t.idle);
         ctx.went_upstream = true;
         Ok(peer)
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Option<Duration>> {
+        // The total deadline: an answer still arriving after it is cut off (each read is
+        // already bounded by what was left when the call started).
+        if !end_of_stream && ctx.started.elapsed() > ctx.deadline {
+            ctx.failure = Some(FailureKind::Timeout);
+            return Err(Error::explain(
+                ErrorType::ReadTimedout,
+                "the origin's answer ran past the request's deadline",
+            ));
+        }
+        Ok(None)
     }
 
     async fn response_filter(
@@ -446,7 +567,21 @@ impl ProxyHttp for Gateway {
             ctx.ending = Some(Ending::Aborted);
             return closed;
         }
-        // A scan whose connection never opened still has its body: verify it here.
+        // A scan or declaration whose connection never opened still has its body: verify it
+        // at the edge, or journal it.
+        if ctx.connect_failed && is_connect_error(e) && ctx.class == RouteClass::Declare {
+            let verified = ctx.verified.take();
+            return match self.declare_to_journal(session, ctx, verified).await {
+                Ok(_) => FailToProxy {
+                    error_code: ctx.answered,
+                    can_reuse_downstream: false,
+                },
+                Err(_) => {
+                    ctx.ending = Some(Ending::Aborted);
+                    closed
+                }
+            };
+        }
         if ctx.class == RouteClass::Scan && ctx.connect_failed && is_connect_error(e) {
             return match self.scan_at_edge(session, ctx).await {
                 Ok(_) => FailToProxy {
@@ -460,7 +595,7 @@ impl ProxyHttp for Gateway {
             };
         }
         session.set_keepalive(None);
-        let answer = respond::unavailable(self.retry_after).answer(ctx.json, SOURCE_PROXY);
+        let answer = respond::unavailable(self.retry_after()).answer(ctx.json, SOURCE_PROXY);
         ctx.ending = Some(Ending::OriginFailed);
         match respond::write(session, answer).await {
             Ok(()) => FailToProxy {

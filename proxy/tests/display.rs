@@ -212,6 +212,7 @@ impl Rig {
                 max_bytes: 1 << 30,
             },
             breaker: Arc::new(Breaker::new(options.breaker)),
+            limit: shouhu_proxy::limit::OriginLimit::new(0),
             origin: OriginClient::new(
                 &origin.url,
                 Duration::from_millis(250),
@@ -245,6 +246,7 @@ impl Rig {
                 subject: s,
                 token: &token,
                 format: Format::Json,
+                deadline: None,
             })
             .await
     }
@@ -605,6 +607,7 @@ async fn the_origins_refusal_of_a_session_is_passed_on_and_is_no_failure() {
                 subject: s,
                 token: &token,
                 format: Format::Html,
+                deadline: None,
             })
             .await;
         assert_eq!(r.status, 401);
@@ -623,6 +626,7 @@ async fn html_answers_are_the_origins_page() {
         subject: s,
         token: &token,
         format: Format::Html,
+        deadline: None,
     };
     let r = rig.display.serve(req).await;
     assert_eq!(r.content_type, "text/html; charset=utf-8");

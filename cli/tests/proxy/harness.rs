@@ -55,7 +55,10 @@ impl ProxyProc {
             .arg(dir.path().join("data"))
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()));
+            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.txt")).unwrap(),
+            ));
         if let Some(redis) = redis {
             cmd.args(["--redis", redis]);
         }
@@ -74,6 +77,26 @@ impl ProxyProc {
             admin,
             dir,
         }
+    }
+
+    /// What the proxy logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+    }
+
+    /// The config file the proxy was started with (for tests that rewrite it).
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("proxy.toml")
+    }
+
+    /// Sends `SIGHUP` (reload the config).
+    pub fn hangup(&self) {
+        let pid = self.process.pid().unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 
     /// `GET {admin}/status`.
@@ -256,4 +279,140 @@ pub fn verified_claims(answer: &Answer, trust: &TrustList) -> Claims {
     )
     .unwrap_or_else(|e| panic!("code does not verify: {e}; answer {answer:?}"))
     .claims
+}
+
+/// Like [`Stack::start`], with a proxy config file body.
+pub fn stack_with(proxy_config: Option<&str>) -> Stack {
+    let redis = RedisServer::start();
+    let origin = OriginProc::start(None, &["--redis", &redis.url()]);
+    let proxy = ProxyProc::start(&origin.citizen, Some(&redis.url()), proxy_config);
+    Stack {
+        redis,
+        origin,
+        proxy,
+    }
+}
+
+/// `GET {admin}/readyz` of a proxy: status and body.
+pub async fn readyz(proxy: &ProxyProc) -> (u16, Value) {
+    let r = client()
+        .get(format!("{}/readyz", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls the proxy's `/readyz` until its `redis` field says `state`; whether it did within
+/// `timeout`.
+pub async fn wait_for_redis_state(proxy: &ProxyProc, state: &str, timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        let (status, body) = readyz(proxy).await;
+        if status == 200 && body["redis"] == state {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The test's own connection to a stack's snapshot.
+pub async fn snapshot_of(redis: &RedisServer) -> shouhu_fallback::SnapshotStore {
+    let urls: shouhu_config::RedisUrls = redis.url().parse().unwrap();
+    shouhu_fallback::SnapshotStore::connect(&urls, None, shouhu_fallback::StoreOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Polls the snapshot until `subject`'s record shows `colour`; how long that took, or `None`
+/// if it did not within `timeout`.
+pub async fn wait_for_record(
+    store: &shouhu_fallback::SnapshotStore,
+    subject: &str,
+    colour: shouhu_code::Colour,
+    timeout: Duration,
+) -> Option<Duration> {
+    let subject: shouhu_code::SubjectId = subject.parse().unwrap();
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if let Ok(lookup) = store.get(&subject).await
+            && lookup.record.as_ref().is_some_and(|r| r.colour == colour)
+        {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+/// Signs up person `n` through the proxy, clears their facts at the three sources (seeded
+/// data may hold a risk), and waits until the origin, asked directly so that the proxy's
+/// cache stays empty, shows green and the green record is in the snapshot.
+pub async fn green_in_snapshot(
+    stack: &Stack,
+    store: &shouhu_fallback::SnapshotStore,
+    n: u32,
+) -> Person {
+    let person = sign_up(&stack.proxy.base, n).await;
+    stack.origin.reset(&person.subject).await;
+    let direct = super::harness::Citizen {
+        http: client(),
+        base: stack.origin.citizen.clone(),
+        token: Some(person.token.clone()),
+    };
+    assert_eq!(
+        direct.wait_colour("green", super::harness::RESET).await,
+        "green",
+        "person {n} is not green at the origin after a reset"
+    );
+    assert!(
+        wait_for_record(
+            store,
+            &person.subject,
+            shouhu_code::Colour::Green,
+            Duration::from_secs(10)
+        )
+        .await
+        .is_some(),
+        "the green record of person {n} never reached Redis"
+    );
+    person
+}
+
+/// The `colour` field of a `/api/code` answer (`""` if it has none).
+pub fn colour_of(answer: &Answer) -> String {
+    answer.json()["colour"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The `code` field of a `/api/code` answer (`""` if it has none).
+pub fn code_of(answer: &Answer) -> String {
+    answer.json()["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Polls the proxy's `/status` until its cache holds at most `entries` codes; whether it did
+/// within `timeout`.
+pub async fn wait_for_cache_entries(proxy: &ProxyProc, entries: u64, timeout: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if proxy.status().await["cache_entries"]
+            .as_u64()
+            .is_some_and(|n| n <= entries)
+        {
+            return true;
+        }
+        if started.elapsed() > timeout {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -14,6 +14,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default `origin.keepalive_pool`.
 pub const DEFAULT_KEEPALIVE_POOL: usize = 128;
+/// Default `origin.max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// `[origin]` of the proxy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +34,10 @@ pub struct Upstream {
     /// Idle connections kept per proxy; 0 disables keep-alive. Default
     /// [`DEFAULT_KEEPALIVE_POOL`].
     pub keepalive_pool: usize,
+    /// Calls to the origin in flight at once, from pass-through and the display path; past
+    /// it requests fail over or get a fast 503. 0: no limit. Default
+    /// [`DEFAULT_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
 }
 
 impl Default for Upstream {
@@ -42,6 +48,7 @@ impl Default for Upstream {
             read_timeout: DEFAULT_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             keepalive_pool: DEFAULT_KEEPALIVE_POOL,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }

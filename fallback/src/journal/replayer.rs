@@ -159,9 +159,21 @@ impl Replayer {
 
     /// Replays until `shutdown` completes, backing off on failures.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.run_when(shutdown, || true).await;
+    }
+
+    /// Like [`Replayer::run`], but a round starts only while `origin_ok()` says the origin
+    /// may be called (the proxy's breaker is closed); otherwise it waits `idle_poll`.
+    pub async fn run_when(self, shutdown: impl Future<Output = ()>, origin_ok: impl Fn() -> bool) {
         tokio::pin!(shutdown);
         let mut backoff = self.options.min_backoff;
         loop {
+            if !origin_ok() {
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(self.options.idle_poll) => continue,
+                }
+            }
             let pause = match self.round().await {
                 Ok(Round::Busy) => {
                     backoff = self.options.min_backoff;

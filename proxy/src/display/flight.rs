@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::breaker::{Admit, Breaker, FailureKind, OriginOutcome};
 use crate::cache::{CodeCache, Entry};
+use crate::limit::OriginLimit;
 use crate::origin_client::{OriginAnswer, OriginClient};
 
 /// How one fetch ended.
@@ -31,7 +32,7 @@ pub enum Landed {
 /// Why a caller has no answer from the origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoAnswer {
-    /// The breaker is open: nobody asked the origin.
+    /// The breaker is open or the origin limit is reached: nobody asked the origin.
     Rejected,
     /// The origin failed.
     Failed(FailureKind),
@@ -47,17 +48,24 @@ pub struct Flights {
     in_flight: Mutex<HashMap<SubjectId, Slot>>,
     origin: OriginClient,
     breaker: Arc<Breaker>,
+    limit: Arc<OriginLimit>,
     cache: Arc<CodeCache>,
 }
 
 impl Flights {
     /// No fetches yet.
     #[must_use]
-    pub fn new(origin: OriginClient, breaker: Arc<Breaker>, cache: Arc<CodeCache>) -> Self {
+    pub fn new(
+        origin: OriginClient,
+        breaker: Arc<Breaker>,
+        limit: Arc<OriginLimit>,
+        cache: Arc<CodeCache>,
+    ) -> Self {
         Self {
             in_flight: Mutex::new(HashMap::new()),
             origin,
             breaker,
+            limit,
             cache,
         }
     }
@@ -113,6 +121,7 @@ impl Flights {
         if let Some(slot) = map.get(&subject) {
             return Ok(slot.clone());
         }
+        let permit = self.limit.try_acquire().ok_or(NoAnswer::Rejected)?;
         let timeout = match self.breaker.admit() {
             Admit::Reject => return Err(NoAnswer::Rejected),
             Admit::Normal => timeout,
@@ -130,6 +139,7 @@ impl Flights {
                 flights: &this,
                 subject,
             };
+            let _permit = permit;
             let landed = this.run(subject, &token, timeout, epoch).await;
             let _ = tx.send(Some(landed));
         });

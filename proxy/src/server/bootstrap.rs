@@ -1,42 +1,58 @@
 //! Start-up, before any request: the origin's address and published keys, the fallback
-//! signing keys (generated on first start), the snapshot store, the display path and the
-//! admin listener. Runs on the background runtime, which also carries Redis and the change
-//! feed afterwards.
+//! signing keys (generated on first start), the snapshot store, the journal and its
+//! replayer, the display path and the admin listener. Runs on the background runtime, which
+//! also carries Redis, the change feed and the replayer afterwards.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use shouhu_code::{KeyPair, KeyRole, PublicKey, TrustList, time};
 use shouhu_config::ProxyConfig;
 use shouhu_config::proxy::SESSION_KEY_WELL_KNOWN_PATH;
+use shouhu_fallback::journal::replayer::{Replayer, ReplayerOptions};
+use shouhu_fallback::journal::{Journal, JournalOptions};
 use shouhu_fallback::session::SessionVerifier;
 use shouhu_fallback::snapshot::FeedFollower;
 use shouhu_fallback::{Issuer, Keyring, KeyringError, Policy, SnapshotStore, StoreOptions};
 
 use super::StartError;
+use super::reload::Reloader;
 use crate::admin::AdminState;
-use crate::breaker::{Breaker, BreakerConfig};
-use crate::cache::CacheLimits;
+use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::classify::Classifier;
 use crate::display::{DEFAULT_FEED_POLL, Display, DisplayParts, FEED_BATCH};
 use crate::identity::Identity;
+use crate::limit::OriginLimit;
 use crate::metrics::Metrics;
-use crate::origin_client::OriginClient;
-use crate::service::{EdgeTrust, GatewayParts, OriginTimeouts, TRUST_LIST_PATH};
+use crate::service::{
+    DeclareJournal, EdgeTrust, GatewayParts, Live, OriginTimeouts, TRUST_LIST_PATH,
+};
 
 /// Validity of a fallback key generated on first start.
 const GENERATED_KEY_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long start-up waits for the origin to publish its session key.
 const ORIGIN_KEY_WAIT: Duration = Duration::from_secs(10);
 /// Verified session tokens remembered at once.
-const IDENTITY_ENTRIES: u64 = 1_000_000;
+pub(super) const IDENTITY_ENTRIES: u64 = 1_000_000;
+/// Limit on one replayed declaration.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What start-up produced.
 pub(super) struct Prepared {
     pub gateway: GatewayParts,
     pub admin: AdminState,
+    pub reloader: Reloader,
+    /// The journal's replayer, to run on the background runtime while the breaker is closed.
+    pub replayer: Option<Replayer>,
+}
+
+/// The session key as published (or in its file) and its verifier.
+pub(super) struct SessionKey {
+    pub text: String,
+    pub verifier: SessionVerifier,
 }
 
 /// Builds everything the gateway and the admin listener need.
@@ -54,24 +70,14 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         .build()
         .map_err(|e| StartError::Origin(e.to_string()))?;
 
-    let verifier = match &config.identity.session_key_file {
-        Some(path) => SessionVerifier::load(path).map_err(|e| StartError::Keys(e.to_string()))?,
-        None => fetch_session_key(&http, &base).await?,
-    };
+    let session_key = session_key(config, &http, &base, ORIGIN_KEY_WAIT).await?;
     let keyring = load_or_create_keys(&config.fallback_key_dir(), &config.fallback.region)?;
     // An existing origin may publish no trust list: edge verification then covers only
     // fallback codes until one is configured.
-    let origin_trust = match fetch_text(&http, &format!("{base}{TRUST_LIST_PATH}"))
-        .await
-        .and_then(|text| {
-            TrustList::from_json("origin trust list", &text).map_err(|e| e.to_string())
-        }) {
-        Ok(list) => list,
-        Err(e) => {
-            tracing::warn!(error = %e, "origin trust list unavailable: verifying with fallback keys only");
-            TrustList::default()
-        }
-    };
+    let origin_trust = origin_trust_list(&http, &base).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "origin trust list unavailable: verifying with fallback keys only");
+        TrustList::default()
+    });
     let trust = Arc::new(EdgeTrust::new(merge(&origin_trust, keyring.trust_list())?));
 
     let store = match &config.fallback.redis {
@@ -107,18 +113,28 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         )
     });
 
+    let journal = match (&config.fallback.redis, config.journal.enabled) {
+        (Some(redis), true) => Some(open_journal(config, redis).await?),
+        (None, true) => {
+            tracing::warn!(
+                "no fallback.redis: declarations made while the origin is down get 503, not a receipt"
+            );
+            None
+        }
+        (_, false) => None,
+    };
+
     let breaker = Arc::new(Breaker::new(BreakerConfig::from_config(&config.breaker)));
-    let connect: Duration = config.origin.connect_timeout.into();
-    let read: Duration = config.origin.read_timeout.into();
-    let display = Arc::new(Display::new(DisplayParts {
-        cache: CacheLimits::from_config(&config.cache),
-        breaker: Arc::clone(&breaker),
-        origin: OriginClient::from_config(&config.origin)
-            .map_err(|e| StartError::Origin(e.to_string()))?,
-        issuer,
-        deadline: config.deadlines.display.into(),
-        refresh_timeout: connect + read,
-    }));
+    let limit = OriginLimit::new(config.origin.max_in_flight);
+    let display = Arc::new(Display::new(
+        DisplayParts::from_config(
+            config,
+            Arc::clone(&breaker),
+            Arc::clone(&limit),
+            issuer.clone(),
+        )
+        .map_err(|e| StartError::Origin(e.to_string()))?,
+    ));
     if let Some(store) = &store {
         // Runs until the background runtime shuts down.
         display.spawn_feed_follower(
@@ -128,38 +144,124 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         );
     }
 
+    let replayer = journal
+        .as_ref()
+        .map(|journal| {
+            Replayer::new(
+                journal.clone(),
+                ReplayerOptions {
+                    origin: base.clone(),
+                    consumer: config.journal.consumer.clone(),
+                    rate_per_sec: config.journal.replay_rate,
+                    request_timeout: REPLAY_TIMEOUT,
+                    ..ReplayerOptions::default()
+                },
+            )
+        })
+        .transpose()
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?);
+    let identity = Arc::new(Identity::new(session_key.verifier, IDENTITY_ENTRIES));
+    let live = Arc::new(ArcSwap::from_pointee(live(config, Arc::clone(&identity))));
+    let gateway = GatewayParts {
+        live: Arc::clone(&live),
+        breaker: Arc::clone(&breaker),
+        limit: Arc::clone(&limit),
+        display: Some(Arc::clone(&display) as Arc<dyn crate::service::DisplayPath>),
+        trust: Arc::clone(&trust),
+        journal: journal.clone().map(|journal| DeclareJournal { journal }),
+        origin,
+        origin_host: url.host().to_owned(),
+        metrics: Arc::clone(&metrics),
+    };
+    let admin = AdminState {
+        metrics: Arc::clone(&metrics),
+        breaker: Arc::clone(&breaker),
+        limit: Arc::clone(&limit),
+        cache: Some(Arc::clone(display.cache())),
+        store,
+        journal,
+        replay: replayer.as_ref().map(Replayer::counters),
+        trust: Arc::clone(&trust),
+        fallback_keys: keyring.signer(time::now()).is_some(),
+    };
+    let reloader = Reloader {
+        running: std::sync::Mutex::new(config.clone()),
+        live,
+        identity: std::sync::Mutex::new((session_key.text, identity)),
+        breaker,
+        limit,
+        trust,
+        origin_trust: std::sync::Mutex::new(origin_trust),
+        issuer,
+        http,
+        base,
+        metrics,
+    };
+    Ok(Prepared {
+        gateway,
+        admin,
+        reloader,
+        replayer,
+    })
+}
+
+/// What a reload replaces as one value.
+pub(super) fn live(config: &ProxyConfig, identity: Arc<Identity>) -> Live {
     let idle = if config.origin.keepalive_pool == 0 {
         Duration::ZERO
     } else {
         config.origin.idle_timeout.into()
     };
-    let gateway = GatewayParts {
+    Live {
         classifier: Classifier::new(config),
-        identity: Arc::new(Identity::new(verifier, IDENTITY_ENTRIES)),
+        identity,
         cookie_name: config.identity.cookie_name.clone(),
-        breaker: Arc::clone(&breaker),
-        display: Some(Arc::clone(&display) as Arc<dyn crate::service::DisplayPath>),
-        trust: Arc::clone(&trust),
         verify_always: config.scan.verify_at_edge == shouhu_config::proxy::VerifyAtEdge::Always,
-        origin,
-        origin_host: url.host().to_owned(),
         timeouts: OriginTimeouts {
-            connect,
-            read,
+            connect: config.origin.connect_timeout.into(),
+            read: config.origin.read_timeout.into(),
             idle,
         },
-        metrics: Arc::clone(&metrics),
-    };
-    let admin = AdminState {
-        metrics,
-        breaker,
-        cache: Some(Arc::clone(display.cache())),
-        store,
-        trust,
-        fallback_keys: keyring.signer(time::now()).is_some(),
-    };
-    Ok(Prepared { gateway, admin })
+        journal_max_body: usize::try_from(config.journal.max_body.bytes()).unwrap_or(usize::MAX),
+    }
+}
+
+/// Runs the replayer while the breaker is not open (closed, or half-open after its
+/// cool-down: the replayer's first request is then a probe of its own, backed off on
+/// failure), until the runtime shuts down.
+pub(super) fn spawn_replayer(
+    runtime: &tokio::runtime::Runtime,
+    replayer: Replayer,
+    breaker: Arc<Breaker>,
+) {
+    runtime.spawn(replayer.run_when(std::future::pending(), move || {
+        breaker.state() != BreakerState::Open
+    }));
+}
+
+async fn open_journal(
+    config: &ProxyConfig,
+    redis: &shouhu_config::RedisUrls,
+) -> Result<Journal, StartError> {
+    let password = config
+        .fallback
+        .redis_password
+        .as_ref()
+        .map(shouhu_config::SecretRef::read)
+        .transpose()
+        .map_err(|e| StartError::Redis(e.to_string()))?;
+    Journal::connect(
+        redis,
+        password.as_ref(),
+        JournalOptions {
+            max_body_bytes: usize::try_from(config.journal.max_body.bytes()).unwrap_or(usize::MAX),
+            ..JournalOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| StartError::Redis(e.to_string()))
 }
 
 /// The origin's socket address: resolved once here, because `HttpPeer::new` with a host
@@ -180,20 +282,39 @@ async fn fetch_text(http: &reqwest::Client, url: &str) -> Result<String, String>
     response.text().await.map_err(|e| e.to_string())
 }
 
-/// The origin's session key from its well-known URL, retried while the origin starts.
-async fn fetch_session_key(
+/// The session key from `identity.session_key_file`, or else from the origin's well-known
+/// URL, retried for up to `wait` while the origin starts.
+pub(super) async fn session_key(
+    config: &ProxyConfig,
     http: &reqwest::Client,
     base: &str,
-) -> Result<SessionVerifier, StartError> {
+    wait: Duration,
+) -> Result<SessionKey, StartError> {
+    if let Some(path) = &config.identity.session_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            StartError::Keys(format!("identity.session_key_file {}: {e}", path.display()))
+        })?;
+        let verifier = SessionVerifier::from_text(&text).map_err(|e| {
+            StartError::Keys(format!("identity.session_key_file {}: {e}", path.display()))
+        })?;
+        return Ok(SessionKey {
+            text: text.trim().to_owned(),
+            verifier,
+        });
+    }
     let url = format!("{base}{SESSION_KEY_WELL_KNOWN_PATH}");
     let started = Instant::now();
     loop {
         match fetch_text(http, &url).await {
             Ok(text) => {
-                return SessionVerifier::from_text(&text)
-                    .map_err(|e| StartError::Keys(format!("{url}: {e}")));
+                let verifier = SessionVerifier::from_text(&text)
+                    .map_err(|e| StartError::Keys(format!("{url}: {e}")))?;
+                return Ok(SessionKey {
+                    text: text.trim().to_owned(),
+                    verifier,
+                });
             }
-            Err(e) if started.elapsed() >= ORIGIN_KEY_WAIT => {
+            Err(e) if started.elapsed() >= wait => {
                 return Err(StartError::Keys(format!(
                     "{url}: {e} (set identity.session_key_file to start without the origin)"
                 )));
@@ -203,8 +324,20 @@ async fn fetch_session_key(
     }
 }
 
+/// The trust list the origin publishes.
+pub(super) async fn origin_trust_list(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<TrustList, String> {
+    let text = fetch_text(http, &format!("{base}{TRUST_LIST_PATH}")).await?;
+    TrustList::from_json("origin trust list", &text).map_err(|e| e.to_string())
+}
+
 /// The fallback keys of `region` in `dir`; a new key (valid a year) when there is none.
-fn load_or_create_keys(dir: &Path, region: &shouhu_code::Region) -> Result<Keyring, StartError> {
+pub(super) fn load_or_create_keys(
+    dir: &Path,
+    region: &shouhu_code::Region,
+) -> Result<Keyring, StartError> {
     match Keyring::load(dir, region) {
         Err(KeyringError::NoKey { .. } | KeyringError::Folder { .. }) => {
             let now = time::now();
@@ -230,7 +363,7 @@ fn load_or_create_keys(dir: &Path, region: &shouhu_code::Region) -> Result<Keyri
 }
 
 /// The origin's keys and ours, each once.
-fn merge(origin: &TrustList, ours: &TrustList) -> Result<TrustList, StartError> {
+pub(super) fn merge(origin: &TrustList, ours: &TrustList) -> Result<TrustList, StartError> {
     let mut keys: Vec<PublicKey> = origin.keys().to_vec();
     for key in ours.keys() {
         if !keys.contains(key) {

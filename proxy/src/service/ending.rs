@@ -24,49 +24,51 @@ pub enum Ending {
     BadRequest,
     /// The client went away or the answer could not be written.
     Aborted,
+    /// A declaration stored in the write journal while the origin could not take it: 202.
+    Journalled,
 }
 
 impl Ending {
-    /// Every label, for metric registration.
-    pub fn labels() -> impl Iterator<Item = &'static str> {
+    /// Every ending that is not a `display` outcome, in label order after those.
+    const OTHERS: [Self; 9] = [
+        Self::Proxied,
+        Self::OriginFailed,
+        Self::Shed,
+        Self::Unauthorized,
+        Self::EdgeVerified,
+        Self::Local,
+        Self::BadRequest,
+        Self::Aborted,
+        Self::Journalled,
+    ];
+
+    /// Every ending, in label order.
+    pub fn all() -> impl Iterator<Item = Self> {
         Outcome::ALL
             .iter()
-            .map(|o| Self::Display(*o).label())
-            .chain(
-                [
-                    Self::Proxied,
-                    Self::OriginFailed,
-                    Self::Shed,
-                    Self::Unauthorized,
-                    Self::EdgeVerified,
-                    Self::Local,
-                    Self::BadRequest,
-                    Self::Aborted,
-                ]
-                .map(Self::label),
-            )
+            .map(|o| Self::Display(*o))
+            .chain(Self::OTHERS)
+    }
+
+    /// Every label, for metric registration.
+    pub fn labels() -> impl Iterator<Item = &'static str> {
+        Self::all().map(Self::label)
     }
 
     /// Number of distinct labels.
     #[must_use]
     pub fn count() -> usize {
-        Outcome::ALL.len() + 8
+        Outcome::ALL.len() + Self::OTHERS.len()
     }
 
     /// A dense index, `0..Ending::count()`, in the order of [`Ending::labels`].
     #[must_use]
     pub fn index(self) -> usize {
-        let d = Outcome::ALL.len();
         match self {
             Self::Display(outcome) => Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0),
-            Self::Proxied => d,
-            Self::OriginFailed => d + 1,
-            Self::Shed => d + 2,
-            Self::Unauthorized => d + 3,
-            Self::EdgeVerified => d + 4,
-            Self::Local => d + 5,
-            Self::BadRequest => d + 6,
-            Self::Aborted => d + 7,
+            other => {
+                Outcome::ALL.len() + Self::OTHERS.iter().position(|e| *e == other).unwrap_or(0)
+            }
         }
     }
 
@@ -83,6 +85,7 @@ impl Ending {
             Self::Local => "local",
             Self::BadRequest => "bad_request",
             Self::Aborted => "aborted",
+            Self::Journalled => "journalled",
         }
     }
 }
@@ -103,17 +106,7 @@ mod tests {
 
     #[test]
     fn indexes_follow_the_labels() {
-        let all = Outcome::ALL.iter().map(|o| Ending::Display(*o)).chain([
-            Ending::Proxied,
-            Ending::OriginFailed,
-            Ending::Shed,
-            Ending::Unauthorized,
-            Ending::EdgeVerified,
-            Ending::Local,
-            Ending::BadRequest,
-            Ending::Aborted,
-        ]);
-        for (i, (ending, label)) in all.zip(Ending::labels()).enumerate() {
+        for (i, (ending, label)) in Ending::all().zip(Ending::labels()).enumerate() {
             assert_eq!(ending.index(), i);
             assert_eq!(ending.label(), label);
         }

@@ -93,14 +93,14 @@ impl EdgeTrust {
     }
 }
 
-/// Reads the whole request body, at most [`MAX_SCAN_BODY`] bytes; `None` when larger.
+/// Reads the whole request body, at most `max` bytes; `None` when larger.
 ///
 /// # Errors
 /// The client is gone.
-pub async fn read_body(session: &mut Session) -> pingora::Result<Option<Vec<u8>>> {
+pub async fn read_body(session: &mut Session, max: usize) -> pingora::Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_SCAN_BODY {
+        if body.len() + chunk.len() > max {
             return Ok(None);
         }
         body.extend_from_slice(&chunk);
