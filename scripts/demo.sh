@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: what a signed health code is and how anyone verifies it offline.
+# The demo: what a signed health code is and how anyone verifies it offline; the reference
+# origin; and the gateway keeping codes, declarations and scans going while the origin fails.
 # Usage: scripts/demo.sh PATH-TO-SHOUHU. Everything it writes goes to target/demo/.
 set -euo pipefail
 
@@ -65,9 +66,10 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$out/redis" --save "" 
 redis_pid=$!
 redis="redis://127.0.0.1:$redis_port"
 origin_pid=
+proxy_pid=
 issuer_pid=
 stop_all() {
-  for pid in $issuer_pid $origin_pid $redis_pid; do
+  for pid in $issuer_pid $proxy_pid $origin_pid $redis_pid; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
@@ -93,10 +95,18 @@ cat "$out/origin.stdout"
 field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 citizen=$(sed -n 's/.*citizen=\([^ ]*\).*/\1/p' "$out/origin.stdout")
 health=$(sed -n 's/.*health=\([^ ]*\).*/\1/p' "$out/origin.stdout")
+origin_admin=$(sed -n 's/.*admin=\([^ ]*\).*/\1/p' "$out/origin.stdout")
 [ -n "$citizen" ] || { echo "demo failed: no listening line" >&2; exit 1; }
 token=
-# Like run, but shows the session token as $token.
-runt() { local shown="$*"; [ -n "$token" ] && shown=${shown//$token/\$token}; printf '$ %s\n' "$shown" >&2; "$@"; }
+token2=
+# Like run, but shows the session tokens as $token and $token2.
+runt() {
+  local shown="$*"
+  [ -n "$token2" ] && shown=${shown//$token2/\$token2}
+  [ -n "$token" ] && shown=${shown//$token/\$token}
+  printf '$ %s\n' "$shown" >&2
+  "$@"
+}
 post() { runt curl -sS -X POST -H 'content-type: application/json' "$@"; echo; }
 
 step "10. Register (the ID number is checked: GB 11643 check digit, birth date, region; only a keyed hash is stored)."
@@ -141,28 +151,84 @@ runt curl -sS "$citizen/api/code/explain" -H "Authorization: Bearer $token"; ech
 step "16. The snapshot in Redis already holds the red, and the watermark says how complete it is."
 run "$shouhu" snapshot stats --redis "$redis"
 
-step "17. Start the stateless fallback issuer on the same snapshot. It checks the origin's session tokens with the origin's public key and signs with its own fallback key."
+step "17. Start the gateway, shouhu proxy, in front of the origin. It fetches the origin's session key and trust list, generates its own fallback key on first start, and follows the snapshot in Redis."
+"$shouhu" proxy --origin "$citizen" --redis "$redis" --data-dir "$out/proxy" \
+  --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$out/proxy.stdout" 2> "$out/proxy.log" &
+proxy_pid=$!
+await_listening "$out/proxy.stdout" "$proxy_pid" "$out/proxy.log"
+cat "$out/proxy.stdout"
+proxy=$(sed -n 's/^listening \(http:[^ ]*\) admin .*/\1/p' "$out/proxy.stdout")
+proxy_admin=$(sed -n 's/^listening .* admin \(http:.*\)$/\1/p' "$out/proxy.stdout")
+# Status and X-Shouhu-Source of a GET through the proxy; the body goes to $1.
+through() { local to=$1; shift; runt curl -sS -o "$to" -w '%{http_code} X-Shouhu-Source: %header{x-shouhu-source}\n' "$@"; }
+
+step "18. Citizens now go through the gateway. The first request is answered by the origin, the next from the per-user cache. A second citizen registers through it."
+through "$out/proxy-code-1.json" "$proxy/api/code" -H "Authorization: Bearer $token"
+through "$out/proxy-code-2.json" "$proxy/api/code" -H "Authorization: Bearer $token"
+id2=37010219900101001X
+post "$proxy/api/register" -d "{\"name\":\"李四\",\"id_number\":\"$id2\",\"phone\":\"13900000001\",\"address\":\"济南市市中区\"}"
+token2=$(post "$proxy/api/login" -d "{\"id_number\":\"$id2\",\"phone\":\"13900000001\"}" | field token)
+[ -n "$token2" ] || { echo "demo failed: the second citizen could not log in" >&2; exit 1; }
+
+step "19. The origin collapses: it resets every connection (fault injection through its admin API)."
+post "$origin_admin/admin/fault" -d '{"mode":"refuse"}'
+if curl -sS -m 2 "$citizen/api/code" > /dev/null 2>&1; then echo "demo failed: the origin still answers" >&2; exit 1; fi
+echo "origin: refusing connections"
+
+step "20. Through the gateway, nobody waits for the dead origin: the first citizen gets their still-valid red code from the cache, the second a code signed by the fallback issuer from the snapshot (never greener than the origin last said)."
+through "$out/proxy-code-3.json" "$proxy/api/code" -H "Authorization: Bearer $token"
+[ "$(field colour < "$out/proxy-code-3.json")" = red ] || { echo "demo failed: the first citizen's code is not red" >&2; exit 1; }
+colour=
+for _ in $(seq 1 50); do
+  curl -sS -o "$out/fallback-code.json" "$proxy/api/code" -H "Authorization: Bearer $token2"
+  colour=$(field colour < "$out/fallback-code.json")
+  [ "$colour" = green ] && break
+  sleep 0.1
+done
+through "$out/fallback-code.json" "$proxy/api/code" -H "Authorization: Bearer $token2"
+cat "$out/fallback-code.json"; echo
+[ "$(field source < "$out/fallback-code.json")" = fallback ] || { echo "demo failed: no fallback code" >&2; exit 1; }
+runt curl -sS "$proxy/code" -H "Authorization: Bearer $token2" -o "$out/fallback-code.html"
+echo "wrote $out/fallback-code.html (the same page, with a data-as-of line)"
+
+step "21. A declaration is kept in the write journal and answered 202 with a receipt; a venue scan is verified at the edge with the trust list."
+for _ in $(seq 1 20); do
+  status=$(curl -sS -o "$out/declare.json" -w '%{http_code}' -X POST "$proxy/api/declare" \
+    -H 'content-type: application/json' -H "Authorization: Bearer $token" -H 'Idempotency-Key: demo-day-2' \
+    -d '{"temperature":36.8,"symptoms":[],"travel":["青岛"]}')
+  [ "$status" = 202 ] && break
+  sleep 0.2
+done
+echo "$status $(cat "$out/declare.json")"
+[ "$status" = 202 ] || { echo "demo failed: the declaration was not journalled" >&2; exit 1; }
+post "$proxy/api/verify" -d "{\"code\":\"$(field code < "$out/fallback-code.json")\"}"
+runt curl -sS "$proxy_admin/status"; echo
+
+step "22. The origin comes back. The gateway's replayer submits the journalled declaration with the citizen's own session and Idempotency-Key: applied once."
+post "$origin_admin/admin/fault" -d '{"mode":"none"}'
+for _ in $(seq 1 100); do
+  curl -sS "$proxy_admin/status" | grep -q '"journal_backlog":0' && break
+  sleep 0.1
+done
+runt curl -sS "$proxy_admin/status"; echo
+runt curl -sS "$citizen/api/code/explain" -H "Authorization: Bearer $token" | tee "$out/explain-after.json"; echo
+grep -q '"declarations":2' "$out/explain-after.json" || { echo "demo failed: the journalled declaration was not applied once" >&2; exit 1; }
+
+step "23. A scanner holding the gateway's trust list (the origin's key and the gateway's fallback key) verifies the fallback code offline."
+run curl -sS "$proxy/.well-known/shouhu/trust-list.json" -o "$out/proxy-trust-list.json"
+field code < "$out/fallback-code.json" > "$out/fallback-code.txt"
+run "$shouhu" code verify --trust-list "$out/proxy-trust-list.json" --max-fallback-age 15m - < "$out/fallback-code.txt"
+
+step "24. The fallback also runs alone, shouhu issuer (for instance as the backup upstream of an existing nginx). With the origin killed, it signs the first citizen's red code from the same snapshot."
 mkdir -p "$out/issuer"
 cp "$out/origin/keys/session-key.pub" "$out/issuer/session-key.pub"
 "$shouhu" issuer --data-dir "$out/issuer" --redis "$redis" --listen 127.0.0.1:0 \
   --admin-listen 127.0.0.1:0 > "$out/issuer.stdout" 2> "$out/issuer.log" &
 issuer_pid=$!
 await_listening "$out/issuer.stdout" "$issuer_pid" "$out/issuer.log"
-cat "$out/issuer.stdout"
 issuer=$(sed -n 's/^listening \(http:[^ ]*\).*/\1/p' "$out/issuer.stdout")
-
-step "18. The origin collapses (killed). The citizen still gets a signed code: red, source fallback, never greener than the origin last said."
 kill "$origin_pid"; wait "$origin_pid" 2>/dev/null || true; origin_pid=
-if curl -sS -m 2 "$citizen/api/code" > /dev/null 2>&1; then echo "demo failed: the origin still answers" >&2; exit 1; fi
-echo "origin: down"
-runt curl -sS "$issuer/api/code" -H "Authorization: Bearer $token" | tee "$out/fallback-code.json"; echo
-[ "$(field colour < "$out/fallback-code.json")" = red ] || { echo "demo failed: the fallback code is not red" >&2; exit 1; }
-runt curl -sS "$issuer/code" -H "Authorization: Bearer $token" -o "$out/fallback-code.html"
-echo "wrote $out/fallback-code.html (the same page, with a data-as-of line)"
-
-step "19. A scanner holding the trust list of both keys verifies the fallback code offline."
-run "$shouhu" keys trust-list "$out/origin/keys" "$out/issuer/keys" > "$out/all-trust-list.json"
-field code < "$out/fallback-code.json" > "$out/fallback-code.txt"
-run "$shouhu" code verify --trust-list "$out/all-trust-list.json" --max-fallback-age 15m - < "$out/fallback-code.txt"
+runt curl -sS "$issuer/api/code" -H "Authorization: Bearer $token" | tee "$out/issuer-code.json"; echo
+[ "$(field colour < "$out/issuer-code.json")" = red ] || { echo "demo failed: the issuer's code is not red" >&2; exit 1; }
 
 step "Done. Files are in $out/."
