@@ -1,21 +1,25 @@
 //! The `shouhu proxy` config: one section per concern, each in its own file with its
 //! defaults as documented constants.
 
+mod admission;
 mod breaker;
 mod cache;
 mod deadlines;
 mod fallback;
 mod identity;
 mod journal;
+mod rate_limit;
 mod routes;
 mod scan;
 mod server;
 mod upstream;
+mod waiting_room;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::admission::Admission;
 pub use self::breaker::{
     Breaker, DEFAULT_BREAKER_CONSECUTIVE_FAILURES, DEFAULT_BREAKER_CONSECUTIVE_TIMEOUTS,
     DEFAULT_BREAKER_ERROR_PERCENT, DEFAULT_BREAKER_MIN_REQUESTS, DEFAULT_BREAKER_OPEN_FOR,
@@ -38,6 +42,7 @@ pub use self::journal::{
     DEFAULT_JOURNAL_CONSUMER, DEFAULT_JOURNAL_MAX_BODY, DEFAULT_REPLAY_RATE, Journal,
     MAX_JOURNAL_BODY,
 };
+pub use self::rate_limit::RateLimit;
 pub use self::routes::{
     DEFAULT_ANONYMOUS, DEFAULT_ROUTES, InvalidRoutePattern, Method, Route, RouteClass,
     RoutePattern, default_anonymous, default_routes,
@@ -47,6 +52,7 @@ pub use self::server::{
     DEFAULT_ADMIN_LISTEN, DEFAULT_GRACE_PERIOD, DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_THREADS, MAX_THREADS, Server,
 };
+pub use self::waiting_room::WaitingRoom;
 pub use self::upstream::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE_POOL, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_READ_TIMEOUT, Upstream,
@@ -93,6 +99,12 @@ pub struct ProxyConfig {
     pub scan: Scan,
     /// `[journal]`: declarations kept while the origin is down.
     pub journal: Journal,
+    /// `[admission]`: the adaptive limit and queue toward the origin.
+    pub admission: Admission,
+    /// `[rate_limit]`: per client address, per subject and global.
+    pub rate_limit: RateLimit,
+    /// `[waiting_room]`: fair admission of new registrations.
+    pub waiting_room: WaitingRoom,
 }
 
 impl Default for ProxyConfig {
@@ -110,6 +122,9 @@ impl Default for ProxyConfig {
             fallback: Fallback::default(),
             scan: Scan::default(),
             journal: Journal::default(),
+            admission: Admission::default(),
+            rate_limit: RateLimit::default(),
+            waiting_room: WaitingRoom::default(),
         }
     }
 }
@@ -180,5 +195,8 @@ impl Schema for ProxyConfig {
         self.breaker.check(v, self.deadlines.display);
         self.fallback.check(v);
         self.journal.check(v);
+        self.admission.check(v);
+        self.rate_limit.check(v);
+        self.waiting_room.check(v);
     }
 }

@@ -27,6 +27,7 @@
 //!   `ServerConf`, and the admin runtime; what `shouhu proxy` runs.
 
 pub mod admin;
+pub mod admission;
 pub mod classify;
 pub mod metrics;
 pub mod server;
@@ -39,3 +40,5 @@ pub mod identity;
 pub mod limit;
 pub mod origin_client;
 pub mod outcome;
+pub mod ratelimit;
+pub mod waiting_room;

@@ -1,0 +1,14 @@
+//! `[waiting_room]` of the proxy.
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::Validator;
+
+/// `[waiting_room]` of the proxy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaitingRoom {}
+
+impl WaitingRoom {
+    pub(crate) fn check(&self, _v: &mut Validator<'_>) {}
+}

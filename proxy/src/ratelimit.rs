@@ -1,0 +1,1 @@
+//! Rate limits: per client address, per subject and global.
