@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo deps
+.PHONY: test demo deps test-deps
 
 deps:
 	@scripts/ensure-deps.sh
 
-test: deps
+test-deps:
+	@scripts/ensure-deps.sh test
+
+test: test-deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks for building and testing shouhu, or says what to
-# install. cmake builds Pingora's C dependencies (zlib-ng); redis-server runs in the tests.
+# install. cmake builds Pingora's C dependencies (zlib-ng); redis-server runs in the demo and
+# the tests. With the argument `test`, also what only the tests use: chromium (headless, for
+# the waiting room's page).
+# Usage: scripts/ensure-deps.sh [test]
 set -euo pipefail
 
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+if [ "${1:-}" = test ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "shouhu: cargo not found. Install the Rust toolchain (https://rustup.rs), then run this again." >&2

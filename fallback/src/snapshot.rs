@@ -9,16 +9,20 @@
 //! | `P:watermark` | string | decimal seconds: the snapshot is complete up to this time |
 //! | `P:feed` | stream | one entry per record change: `s` subject hex, `c` colour, `a` as-of |
 //!
-//! Records are one key per subject so a Cluster spreads them over every slot; no operation
-//! touches two keys atomically, so no hash tags are needed. A record write is conditional (a
+//! Records are one key per subject so a Cluster spreads them over every slot; on a Cluster no
+//! operation touches two keys atomically, so no hash tags are needed. A record write is conditional (a
 //! script on the one key): it never replaces a newer as-of, and on an equal as-of only a
-//! stricter or equal colour replaces the stored one ([`Colour::strictness`](shouhu_code::Colour::strictness)). The feed entry is
-//! appended after the record is written; if that append fails the caller gets an error and
-//! retries. [`SnapshotStore::put`] appends an entry for an identical record too, so such a
-//! retry still announces the change (a duplicate entry is harmless). [`SnapshotStore::put_many`]
-//! skips identical records, so re-imports and sweeps are idempotent and do not flood the feed;
-//! after a failed `put_many` retry the changed subjects with `put` if followers must hear of
-//! them at once (the next sweep's watermark covers them otherwise).
+//! stricter or equal colour replaces the stored one ([`Colour::strictness`](shouhu_code::Colour::strictness)). On a single
+//! Redis the same script appends the feed entry, so a record and its entry are written
+//! together or not at all: a writer that dies right after a write (an origin crashing just
+//! after it published a red) cannot leave a changed record that no cache ever hears of. On a
+//! Cluster the two keys live on different nodes, so the entry is appended after the record is
+//! written, and a writer that dies in between leaves that gap. If the append fails the caller
+//! gets an error and retries. [`SnapshotStore::put`] appends an entry for an identical record
+//! too, so such a retry still announces the change (a duplicate entry is harmless).
+//! [`SnapshotStore::put_many`] skips identical records, so re-imports and sweeps are idempotent
+//! and do not flood the feed; after a failed `put_many` retry the changed subjects with `put`
+//! if followers must hear of them at once (the next sweep's watermark covers them otherwise).
 //!
 //! On a Cluster the record and the watermark live on different nodes; if only the
 //! watermark's node is down, a lookup uses the newest watermark this store has read.
@@ -63,27 +67,38 @@ pub const DEFAULT_FEED_MAX_LEN: usize = 1_000_000;
 
 /// Conditional record write: `KEYS[1]` record key, `ARGV[1]` new binary record. Returns 1 if
 /// written, 2 if the stored record is identical, 0 if it is newer, or as new and stricter.
+/// With `KEYS[2]`, the feed (single Redis only: one node must hold both keys), it also appends
+/// the feed entry, atomically with the write: when written, or when identical and `ARGV[2]` is
+/// `1`; `ARGV[3]` is the feed cap and `ARGV[4..6]` the entry's subject hex, colour and as-of.
 const PUT_SCRIPT: &str = r"
-local old = redis.call('GET', KEYS[1])
-local new = ARGV[1]
-if old then
-  if old == new then return 2 end
-  if string.byte(old, 1) == 1 and string.len(old) >= 10 then
-    local function asof(s)
-      local n = 0
-      for i = 3, 10 do n = n * 256 + string.byte(s, i) end
-      return n
-    end
-    local rank = {[0] = 0, [1] = 2, [2] = 3, [3] = 1}
-    local oa, na = asof(old), asof(new)
-    if oa > na then return 0 end
-    if oa == na and (rank[string.byte(old, 2)] or 3) > (rank[string.byte(new, 2)] or 3) then
-      return 0
+local function put()
+  local old = redis.call('GET', KEYS[1])
+  local new = ARGV[1]
+  if old then
+    if old == new then return 2 end
+    if string.byte(old, 1) == 1 and string.len(old) >= 10 then
+      local function asof(s)
+        local n = 0
+        for i = 3, 10 do n = n * 256 + string.byte(s, i) end
+        return n
+      end
+      local rank = {[0] = 0, [1] = 2, [2] = 3, [3] = 1}
+      local oa, na = asof(old), asof(new)
+      if oa > na then return 0 end
+      if oa == na and (rank[string.byte(old, 2)] or 3) > (rank[string.byte(new, 2)] or 3) then
+        return 0
+      end
     end
   end
+  redis.call('SET', KEYS[1], new)
+  return 1
 end
-redis.call('SET', KEYS[1], new)
-return 1
+local written = put()
+if #KEYS > 1 and (written == 1 or (written == 2 and ARGV[2] == '1')) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+    's', ARGV[4], 'c', ARGV[5], 'a', ARGV[6])
+end
+return written
 ";
 
 /// Watermark advance: `KEYS[1]` watermark key, `ARGV[1]` seconds. Never moves it backwards.
@@ -251,15 +266,9 @@ impl SnapshotStore {
         check(subject, record)?;
         let written: i64 = self
             .link
-            .query(
-                redis::cmd("EVAL")
-                    .arg(PUT_SCRIPT)
-                    .arg(1)
-                    .arg(self.record_key(subject))
-                    .arg(record.encode()),
-            )
+            .query(&self.put_cmd(subject, record, true))
             .await?;
-        if written == 1 || written == 2 {
+        if self.link.is_cluster() && (written == 1 || written == 2) {
             self.link
                 .query::<Value>(&self.feed_append(subject, record))
                 .await?;
@@ -267,8 +276,8 @@ impl SnapshotStore {
         Ok(())
     }
 
-    /// Writes many records, pipelined (one pipeline per hash slot on a Cluster), then appends
-    /// the feed entries of those that changed. For sweeps and imports.
+    /// Writes many records, pipelined (one pipeline per hash slot on a Cluster), with the feed
+    /// entries of those that changed (on a Cluster appended afterwards). For sweeps and imports.
     ///
     /// # Errors
     /// [`SnapshotError::Invalid`] before anything is written if any record is invalid;
@@ -306,11 +315,7 @@ impl SnapshotStore {
             let mut pipe = redis::pipe();
             for &i in &group {
                 let (subject, record) = &items[i];
-                pipe.cmd("EVAL")
-                    .arg(PUT_SCRIPT)
-                    .arg(1)
-                    .arg(self.record_key(subject))
-                    .arg(record.encode());
+                pipe.add_command(self.put_cmd(subject, record, false));
             }
             let link = self.link.clone();
             let limit = self.options.bulk_timeout;
@@ -338,9 +343,10 @@ impl SnapshotStore {
                 }
             }
         }
-        // Feed entries for what did change, even if another group failed: those records are
-        // written and followers must hear of them.
-        if !changed.is_empty() {
+        // On a Cluster, feed entries for what did change, even if another group failed: those
+        // records are written and followers must hear of them. A single Redis has appended
+        // them already, in the same scripts.
+        if self.link.is_cluster() && !changed.is_empty() {
             changed.sort_unstable();
             let mut pipe = redis::pipe();
             for &i in &changed {
@@ -441,6 +447,34 @@ impl SnapshotStore {
             self.keys.last_watermark.fetch_max(w, Ordering::Relaxed);
         }
         Ok(watermark)
+    }
+
+    /// The conditional write of one record; on a single Redis with its feed entry (appended
+    /// for an identical record too if `announce_identical`).
+    fn put_cmd(
+        &self,
+        subject: &SubjectId,
+        record: &Record,
+        announce_identical: bool,
+    ) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(PUT_SCRIPT);
+        if self.link.is_cluster() {
+            cmd.arg(1)
+                .arg(self.record_key(subject))
+                .arg(record.encode());
+        } else {
+            cmd.arg(2)
+                .arg(self.record_key(subject))
+                .arg(&self.keys.feed)
+                .arg(record.encode())
+                .arg(if announce_identical { "1" } else { "0" })
+                .arg(self.options.feed_max_len)
+                .arg(subject.to_hex())
+                .arg(record.colour.as_str())
+                .arg(record.as_of);
+        }
+        cmd
     }
 
     fn feed_append(&self, subject: &SubjectId, record: &Record) -> redis::Cmd {

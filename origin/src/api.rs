@@ -1,6 +1,7 @@
 //! The citizen and scanner API (the listener the gateway fronts).
 //!
 //! ```text
+//! GET  /register            the registration page (posts to /api/register)
 //! POST /api/register        {name, id_number, phone, address} → 201 {subject, ...}; again → 200
 //! POST /api/login           {id_number, phone} → {token, expires_at, subject} + cookie
 //! POST /api/declare         Idempotency-Key; {temperature, symptoms[], travel[]} → 200, once
@@ -18,6 +19,7 @@
 mod account;
 mod code;
 mod declare;
+mod register_page;
 
 use std::sync::Arc;
 
@@ -42,6 +44,7 @@ const MAX_BODY: usize = 16 * 1024;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/register", post(account::register))
+        .route("/register", get(register_page::register_page))
         .route("/api/login", post(account::login))
         .route("/api/declare", post(declare::declare))
         .route("/api/code", get(code::code_json))

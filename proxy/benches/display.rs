@@ -61,7 +61,12 @@ fn display(c: &mut Criterion) {
             max_bytes: 1 << 30,
         },
         breaker: Arc::new(Breaker::new(BreakerConfig::default())),
-        limit: shouhu_proxy::limit::OriginLimit::new(0),
+        admission: shouhu_proxy::admission::Admission::new(
+            shouhu_proxy::admission::AdmissionConfig {
+                adaptive: false,
+                ..shouhu_proxy::admission::AdmissionConfig::from_config(&Default::default(), 0)
+            },
+        ),
         origin: OriginClient::new(
             "http://127.0.0.1:9",
             Duration::from_millis(10),

@@ -21,11 +21,12 @@ use shouhu_fallback::SnapshotStore;
 use shouhu_fallback::journal::Journal;
 use shouhu_fallback::journal::replayer::ReplayCounters;
 
+use crate::admission::Admission;
 use crate::breaker::Breaker;
 use crate::cache::CodeCache;
-use crate::limit::OriginLimit;
 use crate::metrics::Metrics;
 use crate::service::EdgeTrust;
+use crate::waiting_room::WaitingRoom;
 
 /// What the admin endpoints look at.
 #[derive(Clone, Debug)]
@@ -34,8 +35,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// The breaker on the origin.
     pub breaker: Arc<Breaker>,
-    /// The limit on origin calls in flight.
-    pub limit: Arc<OriginLimit>,
+    /// Admission toward the origin.
+    pub admission: Arc<Admission>,
     /// The per-user cache, when the display path runs.
     pub cache: Option<Arc<CodeCache>>,
     /// The snapshot store, when `[fallback] redis` is set.
@@ -48,6 +49,8 @@ pub struct AdminState {
     pub trust: Arc<EdgeTrust>,
     /// Whether the fallback issuer has a signing key.
     pub fallback_keys: bool,
+    /// The waiting room of `register`.
+    pub waiting_room: Option<Arc<WaitingRoom>>,
 }
 
 impl AdminState {
@@ -84,9 +87,17 @@ impl AdminState {
         let age = self.watermark_age().await;
         let backlog = self.journal_backlog().await;
         let m = &self.metrics;
-        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        m.origin_in_flight.set(gauge(self.limit.in_flight()));
-        m.origin_limit.set(gauge(self.limit.max()));
+        m.sync_admission(&self.admission.snapshot());
+        if let Some(room) = &self.waiting_room {
+            let stats = room.stats_at(std::time::SystemTime::now());
+            m.waiting_room_depth
+                .set(i64::try_from(stats.depth).unwrap_or(i64::MAX));
+            m.waiting_room_wait
+                .set(stats.estimated_wait.map_or(-1.0, |d| d.as_secs_f64()));
+        }
+        if let Some(replay) = &self.replay {
+            m.sync_replay(replay);
+        }
         m.journal_backlog
             .set(backlog.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX)));
         m.breaker_state
@@ -110,10 +121,7 @@ pub fn router(state: AdminState) -> Router {
 
 async fn metrics(State(state): State<Arc<AdminState>>) -> Response {
     state.refresh_gauges().await;
-    let mut body = state.metrics.render();
-    if let Some(replay) = &state.replay {
-        body.extend_from_slice(replay.text().as_bytes());
-    }
+    let body = state.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -139,9 +147,10 @@ async fn status(State(state): State<Arc<AdminState>>) -> Response {
     let (age, backlog) = state.refresh_gauges().await;
     axum::Json(json!({
         "breaker": state.breaker.state().as_str(),
-        "origin_in_flight": state.limit.in_flight(),
-        "origin_limit": state.limit.max(),
+        "origin_in_flight": state.admission.in_flight(),
+        "origin_limit": state.admission.limit(),
         "journal_backlog": backlog,
+        "waiting_room_depth": state.waiting_room.as_ref().map(|r| r.depth()),
         "cache_entries": state.cache_entries(),
         "snapshot_watermark_age_seconds": age,
         "redis": state.redis(),

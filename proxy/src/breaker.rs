@@ -194,9 +194,19 @@ pub enum OriginOutcome {
     Failure(FailureKind),
 }
 
+struct CloseHook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for CloseHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CloseHook")
+    }
+}
+
 /// The circuit breaker; share it in an `Arc`.
 #[derive(Debug)]
 pub struct Breaker {
+    /// Called when the breaker closes after an outage (admission's slow start).
+    on_close: std::sync::OnceLock<CloseHook>,
     /// [`BreakerState`] as `as_gauge`, readable without the lock.
     state: AtomicU8,
     inner: Mutex<Inner>,
@@ -225,6 +235,7 @@ impl Breaker {
     pub fn new(cfg: BreakerConfig) -> Self {
         let now = Instant::now();
         Self {
+            on_close: std::sync::OnceLock::new(),
             state: AtomicU8::new(BreakerState::Closed.as_gauge()),
             inner: Mutex::new(Inner {
                 cfg,
@@ -244,6 +255,12 @@ impl Breaker {
     #[must_use]
     pub fn config(&self) -> BreakerConfig {
         self.lock().cfg
+    }
+
+    /// Sets what runs when the breaker closes after being open (once; later calls are
+    /// ignored). It runs under the breaker's lock: it must not call back into the breaker.
+    pub fn on_close(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_close.set(CloseHook(Box::new(hook)));
     }
 
     /// Replaces the thresholds (a config reload); the state and its counts stay.
@@ -367,6 +384,9 @@ impl Breaker {
         inner.probes_in_flight = 0;
         self.set_state(BreakerState::Closed);
         tracing::info!("origin circuit breaker closed");
+        if let Some(hook) = self.on_close.get() {
+            (hook.0)();
+        }
     }
 
     fn set_state(&self, state: BreakerState) {

@@ -2,12 +2,16 @@
 //!
 //! 1. A **fresh** cached code is served at once.
 //! 2. A **stale** but still valid cached code is served at once, and one background fetch
-//!    refreshes it (stale-while-revalidate): the origin's time is never the citizen's.
-//! 3. Otherwise, if the breaker admits it, the origin is asked (one request per subject however
-//!    many ask, see [`flight`]) for at most the display deadline less [`FAILOVER_RESERVE`].
-//! 4. If the origin fails, times out or the breaker is open, **failover**: the newer of the
-//!    cached code (while still valid) and a fallback code the in-process issuer signs from the
-//!    snapshot, told the cached colour so it never answers greener than that. 200 either way.
+//!    refreshes it (stale-while-revalidate) at the lowest display priority: the origin's time
+//!    is never the citizen's.
+//! 3. Otherwise, if admission grants a call within half the budget (at the priority of a
+//!    citizen with no valid code) and the breaker admits it, the origin is asked (one request
+//!    per subject however many ask, see [`flight`]) for at most the display deadline less
+//!    [`FAILOVER_RESERVE`].
+//! 4. If the origin fails, times out, admission refuses or the breaker is open, **failover**:
+//!    the newer of the cached code (while still valid) and a fallback code the in-process
+//!    issuer signs from the snapshot, told the cached colour so it never answers greener than
+//!    that. 200 either way.
 //! 5. With neither a valid cached code nor an issuer: 503, `Retry-After`, and a bilingual
 //!    "please ask staff to check manually".
 //!
@@ -30,7 +34,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::body::{CONTENT_TYPE_HTML, CONTENT_TYPE_JSON, UNAVAILABLE};
-use self::flight::{Flights, Landed, NoAnswer};
+use self::flight::{FetchPlan, Flights, Landed, NoAnswer};
+use crate::admission::{Admission, Priority};
 use crate::breaker::Breaker;
 use crate::cache::{CacheLimits, CodeCache, Entry, Freshness};
 use crate::origin_client::OriginClient;
@@ -96,8 +101,8 @@ pub struct DisplayParts {
     pub cache: CacheLimits,
     /// The breaker, shared with pass-through.
     pub breaker: Arc<Breaker>,
-    /// The limit on origin calls in flight, shared with pass-through.
-    pub limit: Arc<crate::limit::OriginLimit>,
+    /// Admission toward the origin, shared with pass-through.
+    pub admission: Arc<Admission>,
     /// The origin client.
     pub origin: OriginClient,
     /// The fallback issuer, if `[fallback] redis` is set and keys loaded.
@@ -117,14 +122,14 @@ impl DisplayParts {
     pub fn from_config(
         config: &shouhu_config::ProxyConfig,
         breaker: Arc<Breaker>,
-        limit: Arc<crate::limit::OriginLimit>,
+        admission: Arc<Admission>,
         issuer: Option<Issuer>,
     ) -> Result<Self, crate::origin_client::OriginClientError> {
         let (_, deadline) = config.classify("GET", "/api/code");
         Ok(Self {
             cache: CacheLimits::from_config(&config.cache),
             breaker,
-            limit,
+            admission,
             origin: OriginClient::from_config(&config.origin)?,
             issuer,
             deadline: deadline.into(),
@@ -154,7 +159,7 @@ impl Display {
             flights: Arc::new(Flights::new(
                 parts.origin,
                 Arc::clone(&parts.breaker),
-                parts.limit,
+                parts.admission,
                 Arc::clone(&cache),
             )),
             cache,
@@ -202,8 +207,12 @@ impl Display {
                 }
                 Freshness::Stale => {
                     if entry.claim_refresh(started, self.refresh_timeout) {
-                        self.flights
-                            .refresh(req.subject, req.token, self.refresh_timeout);
+                        let plan = FetchPlan {
+                            priority: Priority::DisplayRefresh,
+                            start_by: started + self.refresh_timeout / 2,
+                            timeout: self.refresh_timeout,
+                        };
+                        self.flights.refresh(req.subject, req.token, plan);
                     }
                     return cached_code(entry, req.format, now, Outcome::CacheStale);
                 }
@@ -212,9 +221,15 @@ impl Display {
         }
         let reserve = FAILOVER_RESERVE.min(deadline / 2);
         let origin_deadline = started + deadline - reserve;
+        // A call that has not started within half the budget would not end within it.
+        let plan = FetchPlan {
+            priority: Priority::DisplayNoCode,
+            start_by: started + (deadline - reserve) / 2,
+            timeout: deadline - reserve,
+        };
         let fetched = self
             .flights
-            .fetch(req.subject, req.token, deadline - reserve, origin_deadline)
+            .fetch(req.subject, req.token, plan, origin_deadline)
             .await;
         match fetched {
             Ok(Landed::Code(entry)) => cached_code(
@@ -237,7 +252,7 @@ impl Display {
                 outcome: Outcome::OriginDenied,
                 colour: None,
             },
-            Ok(Landed::Failed(_))
+            Ok(Landed::Failed(_) | Landed::Shed)
             | Err(NoAnswer::Rejected | NoAnswer::Failed(_) | NoAnswer::Deadline) => {
                 // Re-read: a fetch that landed after our deadline may have filled it.
                 let cached = self.cache.get(&req.subject).or(cached);

@@ -37,7 +37,6 @@ pub mod breaker;
 pub mod cache;
 pub mod display;
 pub mod identity;
-pub mod limit;
 pub mod origin_client;
 pub mod outcome;
 pub mod ratelimit;

@@ -15,18 +15,34 @@
 //! | `shouhu_origin_concurrency_limit` | gauge | none; 0 when unlimited |
 //! | `shouhu_journal_backlog` | gauge | none; -1 when unknown |
 //! | `shouhu_config_reloads_total` | counter | `result` (applied, refused) |
+//! | `shouhu_admission_queue_depth` | gauge | `priority` |
+//! | `shouhu_admission_admitted_total` | counter | `priority` |
+//! | `shouhu_admission_shed_total` | counter | `priority`, `reason` |
+//! | `shouhu_admission_abandoned_total` | counter | `priority` |
+//! | `shouhu_admission_sojourn_seconds_total` | counter | none: queueing time of admitted calls |
+//! | `shouhu_admission_sojourn_recent_max_seconds` | gauge | none |
+//! | `shouhu_admission_backoffs_total` | counter | none |
+//! | `shouhu_origin_latency_seconds` | gauge | `kind` (baseline, recent); -1 when unknown |
+//! | `shouhu_waiting_room_depth` | gauge | none: tickets issued, not yet admitted |
+//! | `shouhu_waiting_room_wait_seconds` | gauge | none: a newcomer's estimated wait; -1 when nobody is let in |
+//! | `shouhu_journal_applied_total`, `_dead_letters_total`, `_retries_total`, `_errors_total` | counter | none |
 //!
-//! The admin listener appends the replayer's `shouhu_journal_*_total` counters.
+//! Admission and the replayer keep their own totals; [`Metrics::sync_admission`] and
+//! [`Metrics::sync_replay`] copy them into the registry when `/metrics` is scraped.
 //!
 //! Every series of the counters exists from the start (at zero), so dashboards and alerts see
 //! them before the first event. Gauges are set when `/metrics` is scraped.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use shouhu_code::Colour;
+use std::sync::atomic::Ordering;
 
+use shouhu_code::Colour;
+use shouhu_fallback::journal::replayer::ReplayCounters;
+
+use crate::admission::{AdmissionSnapshot, Priority, ShedReason};
 use crate::breaker::FailureKind;
 use crate::classify::{CLASSES, class_index};
 use crate::service::Ending;
@@ -68,7 +84,36 @@ pub struct Metrics {
     pub origin_limit: IntGauge,
     /// `shouhu_journal_backlog`.
     pub journal_backlog: IntGauge,
+    /// `shouhu_waiting_room_depth`.
+    pub waiting_room_depth: IntGauge,
+    /// `shouhu_waiting_room_wait_seconds`.
+    pub waiting_room_wait: prometheus::Gauge,
     reloads: IntCounterVec,
+    admission: AdmissionSeries,
+    replay: [IntCounter; 4],
+}
+
+/// Admission's series, resolved once.
+#[derive(Clone, Debug)]
+struct AdmissionSeries {
+    queued: Vec<IntGauge>,
+    admitted: Vec<IntCounter>,
+    /// `[priority * ShedReason::COUNT + reason]`.
+    shed: Vec<IntCounter>,
+    abandoned: Vec<IntCounter>,
+    sojourn_total: prometheus::Counter,
+    sojourn_recent_max: prometheus::Gauge,
+    backoffs: IntCounter,
+    baseline: prometheus::Gauge,
+    latency: prometheus::Gauge,
+}
+
+/// Raises `counter` to `total` (totals kept elsewhere only grow).
+fn raise(counter: &IntCounter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
 }
 
 impl Metrics {
@@ -143,6 +188,41 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let admission = AdmissionSeries::register(&registry)?;
+        let waiting_room_depth = IntGauge::new(
+            "shouhu_waiting_room_depth",
+            "People in the waiting room: tickets issued and not yet admitted.",
+        )?;
+        let waiting_room_wait = prometheus::Gauge::new(
+            "shouhu_waiting_room_wait_seconds",
+            "Estimated wait of someone entering the waiting room now; -1 when nobody is let in.",
+        )?;
+        registry.register(Box::new(waiting_room_depth.clone()))?;
+        registry.register(Box::new(waiting_room_wait.clone()))?;
+        let replay = [
+            (
+                "shouhu_journal_applied_total",
+                "Journalled declarations the origin accepted.",
+            ),
+            (
+                "shouhu_journal_dead_letters_total",
+                "Journalled declarations the origin rejected, moved to the dead letters.",
+            ),
+            (
+                "shouhu_journal_retries_total",
+                "Replay attempts put off because the origin was busy or unreachable.",
+            ),
+            (
+                "shouhu_journal_errors_total",
+                "Replay rounds that failed on the journal (Redis).",
+            ),
+        ]
+        .map(|(name, help)| IntCounter::new(name, help));
+        let [a, b, c, d] = replay;
+        let replay = [a?, b?, c?, d?];
+        for counter in &replay {
+            registry.register(Box::new(counter.clone()))?;
+        }
         registry.register(Box::new(origin_in_flight.clone()))?;
         registry.register(Box::new(origin_limit.clone()))?;
         registry.register(Box::new(journal_backlog.clone()))?;
@@ -195,7 +275,51 @@ impl Metrics {
             origin_limit,
             journal_backlog,
             reloads,
+            admission,
+            replay,
+            waiting_room_depth,
+            waiting_room_wait,
         })
+    }
+
+    /// Copies admission's gauges and totals into the registry.
+    pub fn sync_admission(&self, snap: &AdmissionSnapshot) {
+        let a = &self.admission;
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.origin_limit.set(gauge(snap.limit));
+        self.origin_in_flight.set(gauge(snap.in_flight));
+        for p in Priority::ALL {
+            let i = p.index();
+            a.queued[i].set(gauge(snap.queued[i]));
+            raise(&a.admitted[i], snap.admitted[i]);
+            raise(&a.abandoned[i], snap.abandoned[i]);
+            for r in ShedReason::ALL {
+                raise(
+                    &a.shed[i * ShedReason::COUNT + r.index()],
+                    snap.shed[i][r.index()],
+                );
+            }
+        }
+        let sojourn = snap.sojourn_total.as_secs_f64();
+        let counted = a.sojourn_total.get();
+        if sojourn > counted {
+            a.sojourn_total.inc_by(sojourn - counted);
+        }
+        a.sojourn_recent_max
+            .set(snap.sojourn_recent_max.as_secs_f64());
+        raise(&a.backoffs, snap.backoffs);
+        a.baseline
+            .set(snap.baseline.map_or(-1.0, |d| d.as_secs_f64()));
+        a.latency
+            .set(snap.latency.map_or(-1.0, |d| d.as_secs_f64()));
+    }
+
+    /// Copies the replayer's totals into the registry.
+    pub fn sync_replay(&self, c: &ReplayCounters) {
+        let totals = [&c.applied, &c.dead_lettered, &c.retries, &c.journal_errors];
+        for (counter, total) in self.replay.iter().zip(totals) {
+            raise(counter, total.load(Ordering::Relaxed));
+        }
     }
 
     /// Counts a config reload.
@@ -254,6 +378,99 @@ impl Metrics {
             tracing::warn!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+impl AdmissionSeries {
+    fn register(registry: &Registry) -> Result<Self, MetricsError> {
+        let queued = IntGaugeVec::new(
+            Opts::new(
+                "shouhu_admission_queue_depth",
+                "Requests waiting for a call to the origin, by priority.",
+            ),
+            &["priority"],
+        )?;
+        let admitted = IntCounterVec::new(
+            Opts::new(
+                "shouhu_admission_admitted_total",
+                "Requests given a call to the origin, by priority.",
+            ),
+            &["priority"],
+        )?;
+        let shed = IntCounterVec::new(
+            Opts::new(
+                "shouhu_admission_shed_total",
+                "Requests refused a call to the origin, by priority and reason.",
+            ),
+            &["priority", "reason"],
+        )?;
+        let abandoned = IntCounterVec::new(
+            Opts::new(
+                "shouhu_admission_abandoned_total",
+                "Waiters whose client went away before a call was free, by priority.",
+            ),
+            &["priority"],
+        )?;
+        let sojourn_total = prometheus::Counter::new(
+            "shouhu_admission_sojourn_seconds_total",
+            "Time admitted requests spent queueing for a call, summed.",
+        )?;
+        let sojourn_recent_max = prometheus::Gauge::new(
+            "shouhu_admission_sojourn_recent_max_seconds",
+            "The longest queueing time of an admitted request in the last control window.",
+        )?;
+        let backoffs = IntCounter::new(
+            "shouhu_admission_backoffs_total",
+            "Times the concurrency limit backed off on a timeout, 5xx or failed call.",
+        )?;
+        let latency = prometheus::GaugeVec::new(
+            Opts::new(
+                "shouhu_origin_latency_seconds",
+                "The origin's latency as admission sees it: its unloaded baseline and the \
+                 smoothed recent median; -1 when unknown.",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(queued.clone()))?;
+        registry.register(Box::new(admitted.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(abandoned.clone()))?;
+        registry.register(Box::new(sojourn_total.clone()))?;
+        registry.register(Box::new(sojourn_recent_max.clone()))?;
+        registry.register(Box::new(backoffs.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        let by_priority = |v: &IntCounterVec| {
+            Priority::ALL
+                .iter()
+                .map(|p| v.with_label_values(&[p.as_str()]))
+                .collect::<Vec<_>>()
+        };
+        let baseline = latency.with_label_values(&["baseline"]);
+        let recent = latency.with_label_values(&["recent"]);
+        baseline.set(-1.0);
+        recent.set(-1.0);
+        Ok(Self {
+            queued: Priority::ALL
+                .iter()
+                .map(|p| queued.with_label_values(&[p.as_str()]))
+                .collect(),
+            admitted: by_priority(&admitted),
+            shed: Priority::ALL
+                .iter()
+                .flat_map(|p| {
+                    ShedReason::ALL
+                        .iter()
+                        .map(|r| shed.with_label_values(&[p.as_str(), r.as_str()]))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            abandoned: by_priority(&abandoned),
+            sojourn_total,
+            sojourn_recent_max,
+            backoffs,
+            baseline,
+            latency: recent,
+        })
     }
 }
 

@@ -98,6 +98,9 @@ pub fn run(
             reloader.reload(&reload).await;
         }
     });
+    if let Some(room) = prepared.waiting_room {
+        bootstrap::spawn_spare_feed(&background, room, Arc::clone(&prepared.gateway.admission));
+    }
     if let Some(replayer) = prepared.replayer {
         bootstrap::spawn_replayer(&background, replayer, Arc::clone(&prepared.gateway.breaker));
     }

@@ -6,9 +6,10 @@
 //! 2. `display` is answered by the [`DisplayPath`] (cache, origin, fallback, "unknown") and
 //!    written here; `scan` is verified at the edge with the trust list when the breaker is not
 //!    closed (or always, if configured).
-//! 3. Everything else passes through to the origin under the breaker and the in-flight limit:
-//!    when either refuses, `declare` is journalled (202 + receipt) and the rest get 503 +
-//!    `Retry-After` at once. `upstream_peer` returns a pre-resolved peer with a timeout on
+//! 3. Everything else passes through to the origin under the breaker and admission (the
+//!    adaptive limit and its queue, at the class's priority): when either refuses, `scan` is
+//!    verified at the edge, `declare` is journalled (202 + receipt) and the rest get 503 +
+//!    `Retry-After` (admission's estimated wait, with jitter) at once. `upstream_peer` returns a pre-resolved peer with a timeout on
 //!    every phase, capped by what is left of the request's deadline (and the probe timeout
 //!    when the breaker is half-open); an answer still streaming past the deadline is cut.
 //! 4. `fail_to_connect` / `error_while_proxy` note why the origin failed; `fail_to_proxy`
@@ -29,6 +30,7 @@ mod scan;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -46,13 +48,14 @@ pub use self::ending::Ending;
 pub use self::respond::SOURCE_HEADER;
 use self::respond::{Local, Refusal};
 pub use self::scan::EdgeTrust;
+use crate::admission::{Admission, CallOutcome, Priority, Slot};
 use crate::breaker::{Admit, Breaker, BreakerState, FailureKind, OriginOutcome};
 use crate::classify::Classifier;
 use crate::display::{DisplayRequest, Format};
 use crate::identity::{AuthError, Identity, token_str};
-use crate::limit::{OriginLimit, Permit};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::waiting_room::{self, WaitingRoom};
 use shouhu_fallback::journal::Journal;
 
 /// Where the proxy publishes the trust list it verifies with (the origin's keys and its own
@@ -106,8 +109,8 @@ pub struct GatewayParts {
     pub live: Arc<ArcSwap<Live>>,
     /// The breaker on the origin, shared with the display path.
     pub breaker: Arc<Breaker>,
-    /// The limit on origin calls in flight, shared with the display path.
-    pub limit: Arc<OriginLimit>,
+    /// Admission toward the origin, shared with the display path.
+    pub admission: Arc<Admission>,
     /// The display path; `None` passes `display` through like `other`.
     pub display: Option<Arc<dyn DisplayPath>>,
     /// The trust list of edge verification.
@@ -120,11 +123,15 @@ pub struct GatewayParts {
     pub origin_host: String,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// The waiting room of `register`; `None` with `waiting_room.enabled = false`.
+    pub waiting_room: Option<Arc<WaitingRoom>>,
 }
 
 /// The gateway: a `ProxyHttp`.
 pub struct Gateway {
     parts: GatewayParts,
+    /// Counts refusals, for the jitter of their `Retry-After`.
+    salt: AtomicU64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -155,8 +162,10 @@ pub struct Ctx {
     json: bool,
     deadline: Duration,
     upstream: Upstream,
-    /// A place under `origin.max_in_flight`, held until the request ends.
-    permit: Option<Permit>,
+    /// The call admission granted, held until the request ends.
+    call: Option<Slot>,
+    /// Time from the call's grant to the origin's response header.
+    origin_latency: Option<Duration>,
     went_upstream: bool,
     failure: Option<FailureKind>,
     connect_failed: bool,
@@ -167,13 +176,65 @@ pub struct Ctx {
     /// The verified session of a request that went upstream (a `declare` whose connection
     /// fails is journalled with it).
     verified: Option<(shouhu_code::SubjectId, String)>,
+    /// `Set-Cookie` of the waiting room for a request it let through.
+    room_cookie: Option<String>,
 }
 
 impl Gateway {
     /// The gateway of `parts`.
     #[must_use]
     pub fn new(parts: GatewayParts) -> Self {
-        Self { parts }
+        Self {
+            parts,
+            salt: AtomicU64::new(0),
+        }
+    }
+
+    /// The waiting room's answer: a page or JSON with the person's place and wait.
+    async fn wait(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        wait: waiting_room::Wait,
+    ) -> pingora::Result<bool> {
+        if !session.is_body_empty() {
+            session.set_keepalive(None);
+        }
+        let mut header = ResponseHeader::build(wait.status, Some(7))?;
+        for (name, value) in wait.headers() {
+            header.append_header(name, value)?;
+        }
+        header.insert_header("content-length", wait.body.len().to_string())?;
+        header.insert_header(SOURCE_HEADER, SOURCE_PROXY)?;
+        ctx.answered = wait.status;
+        ctx.ending = Some(Ending::WaitingRoom);
+        let head_only = session.req_header().method == pingora::http::Method::HEAD;
+        session
+            .write_response_header(Box::new(header), head_only)
+            .await?;
+        if !head_only {
+            session.write_response_body(Some(wait.body), true).await?;
+        }
+        Ok(true)
+    }
+
+    /// A request that may not call the origin now (breaker open, admission refused): a scan
+    /// is verified at the edge, a declaration journalled, anything else refused fast.
+    async fn cannot_call(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        verified: Option<(shouhu_code::SubjectId, String)>,
+        retry_after: u32,
+    ) -> pingora::Result<bool> {
+        match ctx.class {
+            RouteClass::Scan => self.scan_at_edge(session, ctx).await,
+            RouteClass::Declare => self.declare_to_journal(session, ctx, verified).await,
+            _ => {
+                let refusal = respond::unavailable(retry_after);
+                self.refuse(session, ctx, refusal, Ending::Shed).await
+            }
+        }
     }
 
     /// `Retry-After` of refusals: when the breaker next lets a probe through.
@@ -341,7 +402,8 @@ impl ProxyHttp for Gateway {
             json: true,
             deadline: Duration::ZERO,
             upstream: Upstream::No,
-            permit: None,
+            call: None,
+            origin_latency: None,
             went_upstream: false,
             failure: None,
             connect_failed: false,
@@ -349,6 +411,7 @@ impl ProxyHttp for Gateway {
             answered: 0,
             ending: None,
             verified: None,
+            room_cookie: None,
         }
     }
 
@@ -404,6 +467,21 @@ impl ProxyHttp for Gateway {
         let verify_always = live.verify_always;
         ctx.live = Some(live);
 
+        if ctx.class == RouteClass::Register
+            && let Some(room) = &self.parts.waiting_room
+        {
+            let req = session.req_header();
+            let json = waiting_room::wants_json(
+                req.uri.path(),
+                req.headers.get("accept").map(|v| v.as_bytes()),
+            );
+            let cookie = req.headers.get("cookie").map(|v| v.as_bytes());
+            match room.check(cookie, json, std::time::SystemTime::now()) {
+                waiting_room::Decision::Pass { set_cookie, .. } => ctx.room_cookie = set_cookie,
+                waiting_room::Decision::Wait(wait) => return self.wait(session, ctx, wait).await,
+            }
+        }
+
         match ctx.class {
             RouteClass::Display => {
                 if let (Some(display), Some((subject, token))) = (&self.parts.display, &verified) {
@@ -421,34 +499,38 @@ impl ProxyHttp for Gateway {
             _ => {}
         }
 
-        let Some(permit) = self.parts.limit.try_acquire() else {
-            return match ctx.class {
-                RouteClass::Scan => self.scan_at_edge(session, ctx).await,
-                RouteClass::Declare => self.declare_to_journal(session, ctx, verified).await,
-                _ => {
-                    let refusal = respond::unavailable(self.retry_after());
-                    self.refuse(session, ctx, refusal, Ending::Shed).await
-                }
-            };
+        // Nobody queues for an origin the breaker has given up on.
+        if self.parts.breaker.state() == BreakerState::Open {
+            return self
+                .cannot_call(session, ctx, verified, self.retry_after())
+                .await;
+        }
+        let priority = Priority::for_request(ctx.class, false);
+        // A call that has not started within half the budget would not end within it.
+        let start_by = tokio::time::Instant::from_std(ctx.started) + ctx.deadline / 2;
+        let call = match self.parts.admission.acquire(priority, start_by).await {
+            Ok(call) => call,
+            Err(refused) => {
+                let salt = self.salt.fetch_add(1, Ordering::Relaxed);
+                let retry_after = u32::try_from(refused.retry_after_secs(salt)).unwrap_or(1);
+                return self.cannot_call(session, ctx, verified, retry_after).await;
+            }
         };
         match self.parts.breaker.admit() {
             Admit::Reject => {
-                drop(permit);
-                if ctx.class == RouteClass::Declare {
-                    return self.declare_to_journal(session, ctx, verified).await;
-                }
-                let refusal = respond::unavailable(self.retry_after());
-                self.refuse(session, ctx, refusal, Ending::Shed).await
+                drop(call);
+                self.cannot_call(session, ctx, verified, self.retry_after())
+                    .await
             }
             Admit::Normal => {
                 ctx.upstream = Upstream::Normal;
-                ctx.permit = Some(permit);
+                ctx.call = Some(call);
                 ctx.verified = verified;
                 Ok(false)
             }
             Admit::Probe { timeout } => {
                 ctx.upstream = Upstream::Probe(timeout);
-                ctx.permit = Some(permit);
+                ctx.call = Some(call);
                 ctx.verified = verified;
                 Ok(false)
             }
@@ -514,7 +596,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         ctx.status = upstream_response.status.as_u16();
+        ctx.origin_latency = ctx.call.as_ref().map(Slot::elapsed);
         upstream_response.insert_header(SOURCE_HEADER, SOURCE_ORIGIN)?;
+        if let Some(cookie) = ctx.room_cookie.take() {
+            upstream_response.append_header("set-cookie", cookie)?;
+        }
         Ok(())
     }
 
@@ -619,15 +705,32 @@ impl ProxyHttp for Gateway {
                 _ if ctx.status >= 500 => Some(FailureKind::Status5xx),
                 _ => None,
             });
+            let call = ctx.call.take();
             match failure {
                 Some(kind) => {
                     self.parts.breaker.record(OriginOutcome::Failure(kind));
                     self.parts.metrics.origin_failed(kind);
                     tracing::debug!(kind = kind.as_str(), "origin call failed");
+                    if let Some(call) = call {
+                        let outcome = match kind {
+                            FailureKind::Timeout => CallOutcome::Timeout,
+                            FailureKind::Status5xx => CallOutcome::Error,
+                            FailureKind::Refused | FailureKind::Io => CallOutcome::Failed,
+                        };
+                        let latency = call.elapsed();
+                        call.record(latency, outcome);
+                    }
                 }
-                // A client that left before the origin answered says nothing about it.
+                // A client that left before the origin answered says nothing about it (the
+                // call is dropped unrecorded).
                 None if ctx.status == 0 => {}
-                None => self.parts.breaker.record(OriginOutcome::Success),
+                None => {
+                    self.parts.breaker.record(OriginOutcome::Success);
+                    if let Some(call) = call {
+                        let latency = ctx.origin_latency.unwrap_or_else(|| call.elapsed());
+                        call.record(latency, CallOutcome::Ok);
+                    }
+                }
             }
         }
         let ending = ctx.ending.unwrap_or(match e {

@@ -212,7 +212,12 @@ impl Rig {
                 max_bytes: 1 << 30,
             },
             breaker: Arc::new(Breaker::new(options.breaker)),
-            limit: shouhu_proxy::limit::OriginLimit::new(0),
+            admission: shouhu_proxy::admission::Admission::new(
+                shouhu_proxy::admission::AdmissionConfig {
+                    adaptive: false,
+                    ..shouhu_proxy::admission::AdmissionConfig::from_config(&Default::default(), 0)
+                },
+            ),
             origin: OriginClient::new(
                 &origin.url,
                 Duration::from_millis(250),

@@ -146,9 +146,14 @@ pub struct Stack {
 
 impl Stack {
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// With a proxy config file.
+    pub fn start_with(proxy_config: Option<&str>) -> Self {
         let redis = RedisServer::start();
         let origin = OriginProc::start(None, &["--redis", &redis.url()]);
-        let proxy = ProxyProc::start(&origin.citizen, Some(&redis.url()), None);
+        let proxy = ProxyProc::start(&origin.citizen, Some(&redis.url()), proxy_config);
         Self {
             redis,
             origin,
@@ -279,18 +284,6 @@ pub fn verified_claims(answer: &Answer, trust: &TrustList) -> Claims {
     )
     .unwrap_or_else(|e| panic!("code does not verify: {e}; answer {answer:?}"))
     .claims
-}
-
-/// Like [`Stack::start`], with a proxy config file body.
-pub fn stack_with(proxy_config: Option<&str>) -> Stack {
-    let redis = RedisServer::start();
-    let origin = OriginProc::start(None, &["--redis", &redis.url()]);
-    let proxy = ProxyProc::start(&origin.citizen, Some(&redis.url()), proxy_config);
-    Stack {
-        redis,
-        origin,
-        proxy,
-    }
 }
 
 /// `GET {admin}/readyz` of a proxy: status and body.

@@ -166,6 +166,7 @@ pub const DEFAULT_ROUTES: &[(Method, &str, RouteClass)] = &[
     (Method::Post, "/api/declare", RouteClass::Declare),
     (Method::Post, "/api/register", RouteClass::Register),
     (Method::Post, "/api/login", RouteClass::Register),
+    (Method::Get, "/register", RouteClass::Register),
     (Method::Any, "/static/*", RouteClass::Static),
 ];
 
@@ -187,6 +188,7 @@ pub const DEFAULT_ANONYMOUS: &[&str] = &[
     "/api/login",
     "/api/register",
     "/api/verify",
+    "/register",
     "/static/*",
     "/.well-known/*",
 ];

@@ -65,7 +65,7 @@ impl Default for ReplayerOptions {
     }
 }
 
-/// Counters since start (exported as metrics by the binaries).
+/// Counters since start (the proxy exports them as `shouhu_journal_*_total`).
 #[derive(Debug, Default)]
 pub struct ReplayCounters {
     /// Declarations the origin accepted.
@@ -76,43 +76,6 @@ pub struct ReplayCounters {
     pub retries: AtomicU64,
     /// Journal (Redis) errors.
     pub journal_errors: AtomicU64,
-}
-
-impl ReplayCounters {
-    /// The counters in the Prometheus text format, for a binary's `/metrics`.
-    #[must_use]
-    pub fn text(&self) -> String {
-        let rows = [
-            (
-                "shouhu_journal_applied_total",
-                "Journalled declarations the origin accepted.",
-                &self.applied,
-            ),
-            (
-                "shouhu_journal_dead_letters_total",
-                "Journalled declarations the origin rejected, moved to the dead letters.",
-                &self.dead_lettered,
-            ),
-            (
-                "shouhu_journal_retries_total",
-                "Replay attempts put off because the origin was busy or unreachable.",
-                &self.retries,
-            ),
-            (
-                "shouhu_journal_errors_total",
-                "Replay rounds that failed on the journal (Redis).",
-                &self.journal_errors,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                value.load(Ordering::Relaxed)
-            ));
-        }
-        out
-    }
 }
 
 /// What one origin request said.
@@ -417,23 +380,4 @@ fn entry_of(item: StreamId) -> Option<Entry> {
         accepted_at: field_text(&item.map, "t").parse().unwrap_or(0),
         id: item.id,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_render_with_conventional_names() {
-        let c = ReplayCounters::default();
-        c.dead_lettered.fetch_add(2, Ordering::Relaxed);
-        let text = c.text();
-        assert!(text.contains("shouhu_journal_dead_letters_total 2"));
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            assert!(
-                line.starts_with("shouhu_journal_") && line.contains("_total "),
-                "{line}"
-            );
-        }
-    }
 }

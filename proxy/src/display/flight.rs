@@ -1,8 +1,13 @@
 //! Single-flight fetches from the origin: at most one request per subject at a time, whoever
-//! asks. The first caller asks the breaker and spawns the fetch as its own task, so a citizen
-//! who gives up (or a deadline that passes) never cancels it: its answer still fills the
-//! cache, and the breaker always hears how it ended. Later callers for the same subject wait
-//! on the same answer, each under its own deadline.
+//! asks. The first caller spawns the fetch as its own task, so a citizen who gives up (or a
+//! deadline that passes) never cancels it: its answer still fills the cache, and the breaker
+//! and admission always hear how it ended. Later callers for the same subject wait on the
+//! same answer, each under its own deadline.
+//!
+//! The task first waits for a call from [`Admission`] at the fetch's priority (a citizen with
+//! no valid code before one refreshing a code they hold), at most until its start-by time;
+//! refused, it ends at once as [`Landed::Shed`] and the caller fails over. Only then does it
+//! ask the breaker.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,9 +18,9 @@ use shouhu_code::SubjectId;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::breaker::{Admit, Breaker, FailureKind, OriginOutcome};
+use crate::admission::{Admission, CallOutcome, Priority};
+use crate::breaker::{Admit, Breaker, BreakerState, FailureKind, OriginOutcome};
 use crate::cache::{CodeCache, Entry};
-use crate::limit::OriginLimit;
 use crate::origin_client::{OriginAnswer, OriginClient};
 
 /// How one fetch ended.
@@ -27,12 +32,14 @@ pub enum Landed {
     Denied(u16, Bytes, bool),
     /// The origin failed.
     Failed(FailureKind),
+    /// Admission or the breaker refused the call: the origin was not asked.
+    Shed,
 }
 
 /// Why a caller has no answer from the origin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoAnswer {
-    /// The breaker is open or the origin limit is reached: nobody asked the origin.
+    /// The breaker is open or admission refused: nobody asked the origin.
     Rejected,
     /// The origin failed.
     Failed(FailureKind),
@@ -48,8 +55,19 @@ pub struct Flights {
     in_flight: Mutex<HashMap<SubjectId, Slot>>,
     origin: OriginClient,
     breaker: Arc<Breaker>,
-    limit: Arc<OriginLimit>,
+    admission: Arc<Admission>,
     cache: Arc<CodeCache>,
+}
+
+/// What one fetch is for.
+#[derive(Clone, Copy, Debug)]
+pub struct FetchPlan {
+    /// Its priority at admission.
+    pub priority: Priority,
+    /// The call must have started by then to be of use.
+    pub start_by: Instant,
+    /// Limit on the origin call itself.
+    pub timeout: Duration,
 }
 
 impl Flights {
@@ -58,33 +76,34 @@ impl Flights {
     pub fn new(
         origin: OriginClient,
         breaker: Arc<Breaker>,
-        limit: Arc<OriginLimit>,
+        admission: Arc<Admission>,
         cache: Arc<CodeCache>,
     ) -> Self {
         Self {
             in_flight: Mutex::new(HashMap::new()),
             origin,
             breaker,
-            limit,
+            admission,
             cache,
         }
     }
 
-    /// The origin's answer for `subject`, joining a fetch in flight or starting one that runs
-    /// for at most `timeout` (a probe's shorter timeout if the breaker is half-open); this
-    /// caller waits until `deadline` at most.
+    /// The origin's answer for `subject`, joining a fetch in flight or starting one with
+    /// `plan` (a probe's shorter timeout if the breaker is half-open); this caller waits
+    /// until `deadline` at most.
     pub async fn fetch(
         self: &Arc<Self>,
         subject: SubjectId,
         token: &str,
-        timeout: Duration,
+        plan: FetchPlan,
         deadline: Instant,
     ) -> Result<Landed, NoAnswer> {
-        let mut slot = self.join_or_start(subject, token, timeout)?;
+        let mut slot = self.join_or_start(subject, token, plan)?;
         let waited = tokio::time::timeout_at(deadline, slot.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(landed)) => match landed.as_ref() {
                 Some(Landed::Failed(kind)) => Err(NoAnswer::Failed(*kind)),
+                Some(Landed::Shed) => Err(NoAnswer::Rejected),
                 Some(l) => Ok(l.clone()),
                 None => Err(NoAnswer::Deadline),
             },
@@ -94,9 +113,9 @@ impl Flights {
         }
     }
 
-    /// Starts a background fetch unless one is in flight or the breaker refuses.
-    pub fn refresh(self: &Arc<Self>, subject: SubjectId, token: &str, timeout: Duration) {
-        let _ = self.join_or_start(subject, token, timeout);
+    /// Starts a background fetch unless one is in flight or the breaker is open.
+    pub fn refresh(self: &Arc<Self>, subject: SubjectId, token: &str, plan: FetchPlan) {
+        let _ = self.join_or_start(subject, token, plan);
     }
 
     /// Fetches in flight now.
@@ -115,18 +134,16 @@ impl Flights {
         self: &Arc<Self>,
         subject: SubjectId,
         token: &str,
-        timeout: Duration,
+        plan: FetchPlan,
     ) -> Result<Slot, NoAnswer> {
         let mut map = self.lock();
         if let Some(slot) = map.get(&subject) {
             return Ok(slot.clone());
         }
-        let permit = self.limit.try_acquire().ok_or(NoAnswer::Rejected)?;
-        let timeout = match self.breaker.admit() {
-            Admit::Reject => return Err(NoAnswer::Rejected),
-            Admit::Normal => timeout,
-            Admit::Probe { timeout: probe } => probe.min(timeout),
-        };
+        // Nobody queues for an origin the breaker has given up on.
+        if self.breaker.state() == BreakerState::Open {
+            return Err(NoAnswer::Rejected);
+        }
         let (tx, rx) = watch::channel(None);
         map.insert(subject, rx.clone());
         drop(map);
@@ -139,11 +156,38 @@ impl Flights {
                 flights: &this,
                 subject,
             };
-            let _permit = permit;
-            let landed = this.run(subject, &token, timeout, epoch).await;
+            let landed = this.admitted_run(subject, &token, plan, epoch).await;
             let _ = tx.send(Some(landed));
         });
         Ok(rx)
+    }
+
+    /// Waits for a call from admission, then asks the breaker, then the origin.
+    async fn admitted_run(
+        &self,
+        subject: SubjectId,
+        token: &str,
+        plan: FetchPlan,
+        epoch: u64,
+    ) -> Landed {
+        let Ok(call) = self.admission.acquire(plan.priority, plan.start_by).await else {
+            return Landed::Shed;
+        };
+        let timeout = match self.breaker.admit() {
+            Admit::Reject => return Landed::Shed,
+            Admit::Normal => plan.timeout,
+            Admit::Probe { timeout: probe } => probe.min(plan.timeout),
+        };
+        let started = Instant::now();
+        let landed = self.run(subject, token, timeout, epoch).await;
+        let outcome = match &landed {
+            Landed::Code(_) | Landed::Denied(..) => CallOutcome::Ok,
+            Landed::Failed(FailureKind::Timeout) => CallOutcome::Timeout,
+            Landed::Failed(FailureKind::Status5xx) => CallOutcome::Error,
+            Landed::Failed(_) | Landed::Shed => CallOutcome::Failed,
+        };
+        call.record(started.elapsed(), outcome);
+        landed
     }
 
     async fn run(&self, subject: SubjectId, token: &str, timeout: Duration, epoch: u64) -> Landed {

@@ -21,15 +21,16 @@ use shouhu_fallback::{Issuer, Keyring, KeyringError, Policy, SnapshotStore, Stor
 use super::StartError;
 use super::reload::Reloader;
 use crate::admin::AdminState;
+use crate::admission::{Admission, AdmissionConfig};
 use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::classify::Classifier;
 use crate::display::{DEFAULT_FEED_POLL, Display, DisplayParts, FEED_BATCH};
 use crate::identity::Identity;
-use crate::limit::OriginLimit;
 use crate::metrics::Metrics;
 use crate::service::{
     DeclareJournal, EdgeTrust, GatewayParts, Live, OriginTimeouts, TRUST_LIST_PATH,
 };
+use crate::waiting_room::WaitingRoom;
 
 /// Validity of a fallback key generated on first start.
 const GENERATED_KEY_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -39,6 +40,13 @@ const ORIGIN_KEY_WAIT: Duration = Duration::from_secs(10);
 pub(super) const IDENTITY_ENTRIES: u64 = 1_000_000;
 /// Limit on one replayed declaration.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the waiting room hears what the origin has room for.
+const SPARE_EVERY: Duration = Duration::from_millis(500);
+/// Origin calls one registration takes (the page, register, login).
+const CALLS_PER_REGISTRATION: f64 = 3.0;
+/// Share of the origin's calls the waiting room may always use, however busy it is, so
+/// registrations trickle on under a surge of code displays.
+const REGISTRATION_FLOOR_SHARE: f64 = 0.1;
 
 /// What start-up produced.
 pub(super) struct Prepared {
@@ -47,6 +55,8 @@ pub(super) struct Prepared {
     pub reloader: Reloader,
     /// The journal's replayer, to run on the background runtime while the breaker is closed.
     pub replayer: Option<Replayer>,
+    /// The waiting room, to be told what the origin has room for.
+    pub waiting_room: Option<Arc<WaitingRoom>>,
 }
 
 /// The session key as published (or in its file) and its verifier.
@@ -125,12 +135,20 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
     };
 
     let breaker = Arc::new(Breaker::new(BreakerConfig::from_config(&config.breaker)));
-    let limit = OriginLimit::new(config.origin.max_in_flight);
+    let admission = Admission::new(AdmissionConfig::from_config(
+        &config.admission,
+        config.origin.max_in_flight,
+    ));
+    {
+        // The origin comes back cold: find its capacity again from a low limit.
+        let admission = Arc::clone(&admission);
+        breaker.on_close(move || admission.slow_start());
+    }
     let display = Arc::new(Display::new(
         DisplayParts::from_config(
             config,
             Arc::clone(&breaker),
-            Arc::clone(&limit),
+            Arc::clone(&admission),
             issuer.clone(),
         )
         .map_err(|e| StartError::Origin(e.to_string()))?,
@@ -164,34 +182,45 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?);
     let identity = Arc::new(Identity::new(session_key.verifier, IDENTITY_ENTRIES));
     let live = Arc::new(ArcSwap::from_pointee(live(config, Arc::clone(&identity))));
-    let gateway = GatewayParts {
+    let mut gateway = GatewayParts {
         live: Arc::clone(&live),
         breaker: Arc::clone(&breaker),
-        limit: Arc::clone(&limit),
+        admission: Arc::clone(&admission),
         display: Some(Arc::clone(&display) as Arc<dyn crate::service::DisplayPath>),
         trust: Arc::clone(&trust),
         journal: journal.clone().map(|journal| DeclareJournal { journal }),
         origin,
         origin_host: url.host().to_owned(),
         metrics: Arc::clone(&metrics),
+        waiting_room: None,
     };
+    let waiting_room = if config.waiting_room.enabled {
+        let key = crate::waiting_room::load_key(config)
+            .map_err(|e| StartError::Keys(format!("waiting room: {e}")))?;
+        Some(Arc::new(WaitingRoom::new(&config.waiting_room, &key)))
+    } else {
+        None
+    };
+    gateway.waiting_room = waiting_room.clone();
     let admin = AdminState {
         metrics: Arc::clone(&metrics),
         breaker: Arc::clone(&breaker),
-        limit: Arc::clone(&limit),
+        admission: Arc::clone(&admission),
         cache: Some(Arc::clone(display.cache())),
         store,
         journal,
         replay: replayer.as_ref().map(Replayer::counters),
         trust: Arc::clone(&trust),
         fallback_keys: keyring.signer(time::now()).is_some(),
+        waiting_room: waiting_room.clone(),
     };
     let reloader = Reloader {
+        waiting_room: waiting_room.clone(),
         running: std::sync::Mutex::new(config.clone()),
         live,
         identity: std::sync::Mutex::new((session_key.text, identity)),
         breaker,
-        limit,
+        admission,
         trust,
         origin_trust: std::sync::Mutex::new(origin_trust),
         issuer,
@@ -204,6 +233,7 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         admin,
         reloader,
         replayer,
+        waiting_room,
     })
 }
 
@@ -226,6 +256,40 @@ pub(super) fn live(config: &ProxyConfig, identity: Arc<Identity>) -> Live {
         },
         journal_max_body: usize::try_from(config.journal.max_body.bytes()).unwrap_or(usize::MAX),
     }
+}
+
+/// Tells the waiting room, every [`SPARE_EVERY`], how many people per second the origin has
+/// room for: the calls admission has free (at least [`REGISTRATION_FLOOR_SHARE`] of its
+/// limit; only that share while a queue stands) over the origin's recent latency, divided by
+/// [`CALLS_PER_REGISTRATION`]. Before any latency is measured there is no limit.
+pub(super) fn spawn_spare_feed(
+    runtime: &tokio::runtime::Runtime,
+    room: Arc<WaitingRoom>,
+    admission: Arc<Admission>,
+) {
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(SPARE_EVERY);
+        loop {
+            tick.tick().await;
+            let snap = admission.snapshot();
+            #[expect(clippy::cast_precision_loss, reason = "a limit is far below 2^52")]
+            let (limit, in_flight) = (snap.limit as f64, snap.in_flight as f64);
+            let floor = limit * REGISTRATION_FLOOR_SHARE;
+            let free = if snap.standing {
+                floor
+            } else {
+                (limit - in_flight).max(floor)
+            };
+            let spare = match snap.latency.or(snap.baseline) {
+                Some(latency) => {
+                    let latency = latency.max(Duration::from_millis(1)).as_secs_f64();
+                    free / latency / CALLS_PER_REGISTRATION
+                }
+                None => f64::INFINITY,
+            };
+            room.note_spare(spare);
+        }
+    });
 }
 
 /// Runs the replayer while the breaker is not open (closed, or half-open after its

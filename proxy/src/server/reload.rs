@@ -1,6 +1,7 @@
 //! `SIGHUP`: re-read the config and apply what can change while running, without dropping a
 //! connection. Routes and deadlines, the anonymous paths, the cookie name, origin timeouts,
-//! `scan.verify_at_edge`, the breaker's thresholds, `origin.max_in_flight`,
+//! `scan.verify_at_edge`, the breaker's thresholds, `[admission]` and `origin.max_in_flight`,
+//! the waiting room's rate and timings,
 //! `journal.max_body` and the keys (the session key, the origin's trust list, the fallback
 //! keys in the key folder) are replaced together, or not at all: a config that does not
 //! load, or keys that do not, leave the running config in force and say why in the log.
@@ -16,11 +17,12 @@ use shouhu_config::ProxyConfig;
 use shouhu_fallback::{Issuer, Keyring};
 
 use super::bootstrap::{IDENTITY_ENTRIES, live, merge, origin_trust_list, session_key};
+use crate::admission::{Admission, AdmissionConfig};
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::identity::Identity;
-use crate::limit::OriginLimit;
 use crate::metrics::Metrics;
 use crate::service::{EdgeTrust, Live};
+use crate::waiting_room::WaitingRoom;
 
 /// How long a reload waits for the origin to publish its session key.
 const ORIGIN_KEY_WAIT: Duration = Duration::from_millis(500);
@@ -35,7 +37,7 @@ pub(super) struct Reloader {
     /// The session key text in force and its verifier with its cache of verified tokens.
     pub identity: Mutex<(String, Arc<Identity>)>,
     pub breaker: Arc<Breaker>,
-    pub limit: Arc<OriginLimit>,
+    pub admission: Arc<Admission>,
     pub trust: Arc<EdgeTrust>,
     /// The origin's part of the edge trust list, kept when the origin cannot be asked.
     pub origin_trust: Mutex<TrustList>,
@@ -43,6 +45,7 @@ pub(super) struct Reloader {
     pub http: reqwest::Client,
     pub base: String,
     pub metrics: Arc<Metrics>,
+    pub waiting_room: Option<Arc<WaitingRoom>>,
 }
 
 impl Reloader {
@@ -121,10 +124,16 @@ impl Reloader {
         *lock(&self.origin_trust) = origin_trust;
         self.breaker
             .reconfigure(BreakerConfig::from_config(&config.breaker));
-        self.limit.set_max(config.origin.max_in_flight);
+        self.admission.reconfigure(AdmissionConfig::from_config(
+            &config.admission,
+            config.origin.max_in_flight,
+        ));
         self.live
             .store(Arc::new(live(&config, Arc::clone(&identity))));
         *lock(&self.identity) = (key_text, identity);
+        if let Some(room) = &self.waiting_room {
+            room.reconfigure(&config.waiting_room);
+        }
         *running = config;
         Ok(())
     }

@@ -26,11 +26,13 @@ pub enum Ending {
     Aborted,
     /// A declaration stored in the write journal while the origin could not take it: 202.
     Journalled,
+    /// A `register` request sent to the waiting room (a page or JSON with its place).
+    WaitingRoom,
 }
 
 impl Ending {
     /// Every ending that is not a `display` outcome, in label order after those.
-    const OTHERS: [Self; 9] = [
+    const OTHERS: [Self; 10] = [
         Self::Proxied,
         Self::OriginFailed,
         Self::Shed,
@@ -40,6 +42,7 @@ impl Ending {
         Self::BadRequest,
         Self::Aborted,
         Self::Journalled,
+        Self::WaitingRoom,
     ];
 
     /// Every ending, in label order.
@@ -86,6 +89,7 @@ impl Ending {
             Self::BadRequest => "bad_request",
             Self::Aborted => "aborted",
             Self::Journalled => "journalled",
+            Self::WaitingRoom => "waiting_room",
         }
     }
 }
