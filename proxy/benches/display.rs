@@ -119,6 +119,7 @@ fn display(c: &mut Criterion) {
                                 token: "unused on a hit",
                                 format,
                                 deadline: None,
+                                may_fetch: true,
                             })
                             .await;
                         assert_eq!(r.status, 200);

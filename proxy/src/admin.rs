@@ -25,6 +25,7 @@ use crate::admission::Admission;
 use crate::breaker::Breaker;
 use crate::cache::CodeCache;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 use crate::service::EdgeTrust;
 use crate::waiting_room::WaitingRoom;
 
@@ -51,6 +52,8 @@ pub struct AdminState {
     pub fallback_keys: bool,
     /// The waiting room of `register`.
     pub waiting_room: Option<Arc<WaitingRoom>>,
+    /// The rate limits.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl AdminState {
@@ -88,6 +91,7 @@ impl AdminState {
         let backlog = self.journal_backlog().await;
         let m = &self.metrics;
         m.sync_admission(&self.admission.snapshot());
+        m.sync_rate_limits(&self.rate_limits);
         if let Some(room) = &self.waiting_room {
             let stats = room.stats_at(std::time::SystemTime::now());
             m.waiting_room_depth
@@ -145,10 +149,15 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
 
 async fn status(State(state): State<Arc<AdminState>>) -> Response {
     let (age, backlog) = state.refresh_gauges().await;
+    let admission = state.admission.snapshot();
     axum::Json(json!({
         "breaker": state.breaker.state().as_str(),
-        "origin_in_flight": state.admission.in_flight(),
-        "origin_limit": state.admission.limit(),
+        "origin_in_flight": admission.in_flight,
+        "origin_limit": admission.limit,
+        "origin_limit_phase": admission.phase.as_str(),
+        "origin_latency_seconds": admission.latency.map(|d| d.as_secs_f64()),
+        "origin_baseline_seconds": admission.baseline.map(|d| d.as_secs_f64()),
+        "admission_queued": admission.queued_total,
         "journal_backlog": backlog,
         "waiting_room_depth": state.waiting_room.as_ref().map(|r| r.depth()),
         "cache_entries": state.cache_entries(),

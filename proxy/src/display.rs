@@ -71,6 +71,9 @@ pub struct DisplayRequest<'a> {
     pub format: Format,
     /// The route's deadline; `None` is the display default (`deadlines.display`).
     pub deadline: Option<Duration>,
+    /// Whether the origin may be asked (false past the subject's rate limit: a refresh
+    /// storm gets the cached code, or failover, and never reaches the origin).
+    pub may_fetch: bool,
 }
 
 /// The answer; the caller writes the headers (`X-Shouhu-Source: source.as_str()`).
@@ -206,7 +209,7 @@ impl Display {
                     return cached_code(entry, req.format, now, Outcome::CacheFresh);
                 }
                 Freshness::Stale => {
-                    if entry.claim_refresh(started, self.refresh_timeout) {
+                    if req.may_fetch && entry.claim_refresh(started, self.refresh_timeout) {
                         let plan = FetchPlan {
                             priority: Priority::DisplayRefresh,
                             start_by: started + self.refresh_timeout / 2,
@@ -218,6 +221,11 @@ impl Display {
                 }
                 Freshness::Unusable => {}
             }
+        }
+        if !req.may_fetch {
+            return self
+                .failover(req, cached.as_deref(), started + deadline)
+                .await;
         }
         let reserve = FAILOVER_RESERVE.min(deadline / 2);
         let origin_deadline = started + deadline - reserve;

@@ -23,6 +23,8 @@
 //! | `shouhu_admission_sojourn_recent_max_seconds` | gauge | none |
 //! | `shouhu_admission_backoffs_total` | counter | none |
 //! | `shouhu_origin_latency_seconds` | gauge | `kind` (baseline, recent); -1 when unknown |
+//! | `shouhu_rate_limit_keys` | gauge | `kind` (ip, subject): keys tracked |
+//! | `shouhu_rate_limit_untracked_total` | counter | `kind`: checks passed untracked because the key table was full |
 //! | `shouhu_waiting_room_depth` | gauge | none: tickets issued, not yet admitted |
 //! | `shouhu_waiting_room_wait_seconds` | gauge | none: a newcomer's estimated wait; -1 when nobody is let in |
 //! | `shouhu_journal_applied_total`, `_dead_letters_total`, `_retries_total`, `_errors_total` | counter | none |
@@ -91,6 +93,10 @@ pub struct Metrics {
     reloads: IntCounterVec,
     admission: AdmissionSeries,
     replay: [IntCounter; 4],
+    /// `shouhu_rate_limit_keys` for ip, subject.
+    rate_keys: [IntGauge; 2],
+    /// `shouhu_rate_limit_untracked_total` for ip, subject.
+    rate_untracked: [IntCounter; 2],
 }
 
 /// Admission's series, resolved once.
@@ -197,6 +203,24 @@ impl Metrics {
             "shouhu_waiting_room_wait_seconds",
             "Estimated wait of someone entering the waiting room now; -1 when nobody is let in.",
         )?;
+        let rate_keys_vec = IntGaugeVec::new(
+            Opts::new(
+                "shouhu_rate_limit_keys",
+                "Client addresses and subjects the rate limits track now.",
+            ),
+            &["kind"],
+        )?;
+        let rate_untracked_vec = IntCounterVec::new(
+            Opts::new(
+                "shouhu_rate_limit_untracked_total",
+                "Rate-limit checks passed without tracking because the key table was full.",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(rate_keys_vec.clone()))?;
+        registry.register(Box::new(rate_untracked_vec.clone()))?;
+        let rate_keys = ["ip", "subject"].map(|k| rate_keys_vec.with_label_values(&[k]));
+        let rate_untracked = ["ip", "subject"].map(|k| rate_untracked_vec.with_label_values(&[k]));
         registry.register(Box::new(waiting_room_depth.clone()))?;
         registry.register(Box::new(waiting_room_wait.clone()))?;
         let replay = [
@@ -279,6 +303,8 @@ impl Metrics {
             replay,
             waiting_room_depth,
             waiting_room_wait,
+            rate_keys,
+            rate_untracked,
         })
     }
 
@@ -312,6 +338,22 @@ impl Metrics {
             .set(snap.baseline.map_or(-1.0, |d| d.as_secs_f64()));
         a.latency
             .set(snap.latency.map_or(-1.0, |d| d.as_secs_f64()));
+    }
+
+    /// Copies the rate limits' key counts into the registry.
+    pub fn sync_rate_limits(&self, limits: &crate::ratelimit::RateLimits) {
+        let (ips, subjects) = limits.tracked_keys();
+        let (ips_untracked, subjects_untracked) = limits.untracked();
+        for (gauge, n) in self.rate_keys.iter().zip([ips, subjects]) {
+            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for (counter, n) in self
+            .rate_untracked
+            .iter()
+            .zip([ips_untracked, subjects_untracked])
+        {
+            raise(counter, n);
+        }
     }
 
     /// Copies the replayer's totals into the registry.

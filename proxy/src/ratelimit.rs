@@ -101,6 +101,17 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     clock: C,
 }
 
+impl<C: Clock> std::fmt::Debug for RateLimits<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("per_ip", &self.per_ip.is_some())
+            .field("per_subject", &self.per_subject.is_some())
+            .field("global", &self.global.is_some())
+            .field("trusted_proxies", &self.trusted_proxies.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RateLimits {
     /// The limiters `cfg` describes, on the default clock.
     pub fn new(cfg: &RateLimit) -> Self {

@@ -98,6 +98,10 @@ pub fn run(
             reloader.reload(&reload).await;
         }
     });
+    bootstrap::spawn_rate_limit_housekeeping(
+        &background,
+        Arc::clone(&prepared.gateway.rate_limits),
+    );
     if let Some(room) = prepared.waiting_room {
         bootstrap::spawn_spare_feed(&background, room, Arc::clone(&prepared.gateway.admission));
     }

@@ -55,6 +55,7 @@ use crate::display::{DisplayRequest, Format};
 use crate::identity::{AuthError, Identity, token_str};
 use crate::metrics::Metrics;
 use crate::outcome::Outcome;
+use crate::ratelimit::{Limited, RateLimits};
 use crate::waiting_room::{self, WaitingRoom};
 use shouhu_fallback::journal::Journal;
 
@@ -125,6 +126,8 @@ pub struct GatewayParts {
     pub metrics: Arc<Metrics>,
     /// The waiting room of `register`; `None` with `waiting_room.enabled = false`.
     pub waiting_room: Option<Arc<WaitingRoom>>,
+    /// Rate limits per client address, per subject and global.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// The gateway: a `ProxyHttp`.
@@ -188,6 +191,18 @@ impl Gateway {
             parts,
             salt: AtomicU64::new(0),
         }
+    }
+
+    /// 429 + `Retry-After`: past a rate limit.
+    async fn rate_limited(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        limited: Limited,
+    ) -> pingora::Result<bool> {
+        let secs = u32::try_from(limited.retry_after_secs()).unwrap_or(u32::MAX);
+        let answer = respond::too_many(secs).answer(ctx.json, SOURCE_PROXY);
+        self.answer(session, ctx, answer, Ending::RateLimited).await
     }
 
     /// The waiting room's answer: a page or JSON with the person's place and wait.
@@ -339,6 +354,7 @@ impl Gateway {
         display: &dyn DisplayPath,
         subject: shouhu_code::SubjectId,
         token: &str,
+        may_fetch: bool,
     ) -> pingora::Result<bool> {
         let format = if ctx.json { Format::Json } else { Format::Html };
         let answer = display
@@ -347,6 +363,7 @@ impl Gateway {
                 token,
                 format,
                 deadline: Some(ctx.deadline.saturating_sub(ctx.started.elapsed())),
+                may_fetch,
             })
             .await;
         if answer.outcome == Outcome::Fallback
@@ -425,6 +442,24 @@ impl ProxyHttp for Gateway {
         ctx.json = classified.json;
         ctx.deadline = classified.deadline;
 
+        let limits = &self.parts.rate_limits;
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(std::net::SocketAddr::ip);
+        if let Some(peer) = peer {
+            let forwarded = req.headers.get_all("x-forwarded-for");
+            let client = limits.client_ip(peer, forwarded.iter().map(|v| v.as_bytes()));
+            if let Err(limited) = limits.check_ip(client) {
+                return self.rate_limited(session, ctx, limited).await;
+            }
+        }
+        if let Err(limited) = limits.check_global() {
+            return self.rate_limited(session, ctx, limited).await;
+        }
+        let req = session.req_header();
+        let path = req.uri.path();
+
         if classified.anonymous
             && path == TRUST_LIST_PATH
             && matches!(
@@ -466,6 +501,16 @@ impl ProxyHttp for Gateway {
         }
         let verify_always = live.verify_always;
         ctx.live = Some(live);
+        // Past the subject's limit a display is served from cache or failover; anything else
+        // is refused.
+        let subject_ok = match &verified {
+            Some((subject, _)) => match self.parts.rate_limits.check_subject(subject) {
+                Ok(()) => true,
+                Err(_) if ctx.class == RouteClass::Display => false,
+                Err(limited) => return self.rate_limited(session, ctx, limited).await,
+            },
+            None => true,
+        };
 
         if ctx.class == RouteClass::Register
             && let Some(room) = &self.parts.waiting_room
@@ -487,7 +532,7 @@ impl ProxyHttp for Gateway {
                 if let (Some(display), Some((subject, token))) = (&self.parts.display, &verified) {
                     let display = Arc::clone(display);
                     return self
-                        .display(session, ctx, display.as_ref(), *subject, token)
+                        .display(session, ctx, display.as_ref(), *subject, token, subject_ok)
                         .await;
                 }
             }

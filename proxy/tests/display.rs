@@ -252,6 +252,7 @@ impl Rig {
                 token: &token,
                 format: Format::Json,
                 deadline: None,
+                may_fetch: true,
             })
             .await
     }
@@ -613,6 +614,7 @@ async fn the_origins_refusal_of_a_session_is_passed_on_and_is_no_failure() {
                 token: &token,
                 format: Format::Html,
                 deadline: None,
+                may_fetch: true,
             })
             .await;
         assert_eq!(r.status, 401);
@@ -632,6 +634,7 @@ async fn html_answers_are_the_origins_page() {
         token: &token,
         format: Format::Html,
         deadline: None,
+        may_fetch: true,
     };
     let r = rig.display.serve(req).await;
     assert_eq!(r.content_type, "text/html; charset=utf-8");

@@ -38,8 +38,12 @@ use tokio::time::Instant;
 
 use super::{AdmissionConfig, CallOutcome};
 
-/// Answered calls a window needs before it steps the limit.
+/// Answered calls a window needs before it steps the limit, at most: a window needs as many
+/// as the limit (at least [`FEWEST_WINDOW_SAMPLES`]), so a small limit on a slow origin still
+/// steps every few hundred milliseconds rather than once a second.
 const MIN_WINDOW_SAMPLES: usize = 10;
+/// Answered calls a window needs, at least.
+const FEWEST_WINDOW_SAMPLES: usize = 3;
 /// A window with too few samples steps anyway once it has lasted this many windows.
 const MAX_WINDOW_STRETCH: u32 = 10;
 /// Share of the new value in each step: damps noise, still settles in a few windows.
@@ -307,7 +311,10 @@ impl Limiter {
             }
             return;
         }
-        if n < MIN_WINDOW_SAMPLES && !stretched {
+        let needed = self
+            .limit()
+            .clamp(FEWEST_WINDOW_SAMPLES, MIN_WINDOW_SAMPLES);
+        if n < needed && !stretched {
             return;
         }
         let median = median(&mut self.win.samples);

@@ -27,6 +27,7 @@ use crate::classify::Classifier;
 use crate::display::{DEFAULT_FEED_POLL, Display, DisplayParts, FEED_BATCH};
 use crate::identity::Identity;
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimits;
 use crate::service::{
     DeclareJournal, EdgeTrust, GatewayParts, Live, OriginTimeouts, TRUST_LIST_PATH,
 };
@@ -40,6 +41,8 @@ const ORIGIN_KEY_WAIT: Duration = Duration::from_secs(10);
 pub(super) const IDENTITY_ENTRIES: u64 = 1_000_000;
 /// Limit on one replayed declaration.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often idle rate-limit keys are dropped.
+const RATE_LIMIT_HOUSEKEEPING: Duration = Duration::from_secs(10);
 /// How often the waiting room hears what the origin has room for.
 const SPARE_EVERY: Duration = Duration::from_millis(500);
 /// Origin calls one registration takes (the page, register, login).
@@ -180,6 +183,7 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         .map_err(|e| StartError::Redis(e.to_string()))?;
 
     let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Internal(e.to_string()))?);
+    let rate_limits = Arc::new(RateLimits::new(&config.rate_limit));
     let identity = Arc::new(Identity::new(session_key.verifier, IDENTITY_ENTRIES));
     let live = Arc::new(ArcSwap::from_pointee(live(config, Arc::clone(&identity))));
     let mut gateway = GatewayParts {
@@ -193,6 +197,7 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         origin_host: url.host().to_owned(),
         metrics: Arc::clone(&metrics),
         waiting_room: None,
+        rate_limits: Arc::clone(&rate_limits),
     };
     let waiting_room = if config.waiting_room.enabled {
         let key = crate::waiting_room::load_key(config)
@@ -213,6 +218,7 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
         trust: Arc::clone(&trust),
         fallback_keys: keyring.signer(time::now()).is_some(),
         waiting_room: waiting_room.clone(),
+        rate_limits: Arc::clone(&rate_limits),
     };
     let reloader = Reloader {
         waiting_room: waiting_room.clone(),
@@ -288,6 +294,20 @@ pub(super) fn spawn_spare_feed(
                 None => f64::INFINITY,
             };
             room.note_spare(spare);
+        }
+    });
+}
+
+/// Drops idle rate-limit keys every [`RATE_LIMIT_HOUSEKEEPING`].
+pub(super) fn spawn_rate_limit_housekeeping(
+    runtime: &tokio::runtime::Runtime,
+    limits: Arc<RateLimits>,
+) {
+    runtime.spawn(async move {
+        let mut tick = tokio::time::interval(RATE_LIMIT_HOUSEKEEPING);
+        loop {
+            tick.tick().await;
+            limits.housekeeping();
         }
     });
 }

@@ -28,11 +28,13 @@ pub enum Ending {
     Journalled,
     /// A `register` request sent to the waiting room (a page or JSON with its place).
     WaitingRoom,
+    /// Past a rate limit (client address, subject or global): 429 + `Retry-After`.
+    RateLimited,
 }
 
 impl Ending {
     /// Every ending that is not a `display` outcome, in label order after those.
-    const OTHERS: [Self; 10] = [
+    const OTHERS: [Self; 11] = [
         Self::Proxied,
         Self::OriginFailed,
         Self::Shed,
@@ -43,6 +45,7 @@ impl Ending {
         Self::Aborted,
         Self::Journalled,
         Self::WaitingRoom,
+        Self::RateLimited,
     ];
 
     /// Every ending, in label order.
@@ -90,6 +93,7 @@ impl Ending {
             Self::Aborted => "aborted",
             Self::Journalled => "journalled",
             Self::WaitingRoom => "waiting_room",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -107,6 +107,17 @@ pub fn unavailable(retry_after: u32) -> Refusal {
     }
 }
 
+/// Past a rate limit.
+pub fn too_many(retry_after: u32) -> Refusal {
+    Refusal {
+        status: 429,
+        error: "rate_limited",
+        message: "Too many requests. Please wait a moment and try again.",
+        message_zh: "请求过于频繁，请稍候再试。",
+        retry_after: Some(retry_after),
+    }
+}
+
 /// The request cannot be read.
 pub fn bad_request() -> Refusal {
     Refusal {
