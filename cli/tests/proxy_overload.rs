@@ -5,8 +5,9 @@
 //! the origin or the fallback issuer.
 //!
 //! Asserted: the origin never crashes; its goodput stays at or above 0.9 of its peak; every
-//! display gets a valid code naming its subject or a fast 503 with `Retry-After`, and nothing
-//! waits past the display deadline; when κ is multiplied by 4 through the origin's admin
+//! display gets a valid code naming its subject or a fast 503 with `Retry-After`, every
+//! `other` request (a tenth of the load, no fallback) the origin's answer or a fast 503 with
+//! `Retry-After`, and nothing waits past the display deadline; when κ is multiplied by 4 through the origin's admin
 //! API, the proxy's concurrency limit follows the new knee within 5 s. The figures are
 //! printed (`cargo test -p shouhu --test proxy_overload -- --nocapture`).
 //!
@@ -38,6 +39,8 @@ const KAPPA: f64 = 0.009;
 const DEADLINE: Duration = Duration::from_secs(1);
 /// Slack for a loaded 2-core machine.
 const SLACK: Duration = Duration::from_millis(500);
+/// One request in this many is a `other` request.
+const EXPLAIN_EVERY: usize = 10;
 /// What a "fast" refusal is.
 const FAST: Duration = Duration::from_millis(250);
 
@@ -55,6 +58,8 @@ per_ip = "off"
 /// One display as the citizen saw it.
 struct Seen {
     user: usize,
+    /// `GET /api/code/explain` (class `other`: cannot degrade) rather than a display.
+    explain: bool,
     status: u16,
     source: String,
     retry_after: bool,
@@ -64,7 +69,9 @@ struct Seen {
 }
 
 /// Sends GET /api/code at `rate` per second for `length`, open loop, round robin over
-/// `people`; the answers once all are in.
+/// `people`, and every [`EXPLAIN_EVERY`]th request GET /api/code/explain instead (class
+/// `other`, which has no fallback: served by the origin or refused); the answers once all
+/// are in.
 async fn open_loop(people: &Arc<Vec<Person>>, rate: f64, length: Duration) -> Vec<Seen> {
     let http = client();
     let start = Instant::now();
@@ -78,8 +85,14 @@ async fn open_loop(people: &Arc<Vec<Person>>, rate: f64, length: Duration) -> Ve
         tasks.spawn(async move {
             let user = i % people.len();
             let p = &people[user];
+            let explain = i % EXPLAIN_EVERY == 0;
+            let path = if explain {
+                "/api/code/explain"
+            } else {
+                "/api/code"
+            };
             let r = http
-                .get(format!("{}/api/code", p.base))
+                .get(format!("{}{path}", p.base))
                 .bearer_auth(&p.token)
                 .timeout(DEADLINE * 5)
                 .send()
@@ -97,6 +110,7 @@ async fn open_loop(people: &Arc<Vec<Person>>, rate: f64, length: Duration) -> Ve
                     let body = r.text().await.unwrap_or_default();
                     Seen {
                         user,
+                        explain,
                         status,
                         source,
                         retry_after,
@@ -106,6 +120,7 @@ async fn open_loop(people: &Arc<Vec<Person>>, rate: f64, length: Duration) -> Ve
                 }
                 Err(e) => Seen {
                     user,
+                    explain,
                     status: 0,
                     source: String::new(),
                     retry_after: false,
@@ -137,6 +152,7 @@ fn check(phase: &str, seen: &[Seen], people: &[Person], trust: &TrustList) {
             s.body
         );
         match s.status {
+            200 if s.explain => assert_eq!(s.source, "origin", "{phase}: {}", s.body),
             200 => {
                 let v: Value = serde_json::from_str(&s.body).unwrap();
                 let code = v["code"].as_str().unwrap();
@@ -160,8 +176,9 @@ fn check(phase: &str, seen: &[Seen], people: &[Person], trust: &TrustList) {
             }
             other => panic!("{phase}: status {other}: {}", s.body),
         }
+        let what = if s.explain { "explain" } else { "code" };
         *by_source
-            .entry(format!("{} {}", s.status, s.source))
+            .entry(format!("{what} {} {}", s.status, s.source))
             .or_default() += 1;
     }
     refusal_took.sort_unstable();
@@ -171,11 +188,14 @@ fn check(phase: &str, seen: &[Seen], people: &[Person], trust: &TrustList) {
             .unwrap_or_default()
     };
     eprintln!(
-        "{phase}: {} answers {by_source:?}; latency p50 {:?} p99 {:?} max {:?}; refusals p99 {:?}",
+        "{phase}: {} answers {by_source:?}; latency p50 {:?} p99 {:?} max {:?}; refusals p50 \
+         {:?} p90 {:?} p99 {:?}",
         seen.len(),
         pct(&took, 0.5),
         pct(&took, 0.99),
         took.last().copied().unwrap_or_default(),
+        pct(&refusal_took, 0.5),
+        pct(&refusal_took, 0.9),
         pct(&refusal_took, 0.99),
     );
     assert!(

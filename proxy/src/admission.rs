@@ -18,7 +18,10 @@
 //! hope: by its priority's `max_wait`, by its own deadline and, while the queue is standing
 //! (non-empty for `codel_interval`, and not yet empty as long since), by `codel_target`:
 //! Fail at Scale's CoDel variant with N = 100 ms and M = 5 ms. If the estimated wait is
-//! already longer than that, it is refused at once; if the queue is full (`max_waiters`), it
+//! already longer than that, or the last waiter of its priority ran out of time while higher
+//! priorities took the calls (and none of it has been granted one since), it is refused at
+//! once; if the queue is
+//! full (`max_waiters`), it
 //! pushes out the oldest waiter of the lowest priority below its own, or is refused. A waiter
 //! whose time runs out is taken out and refused: it never reaches the origin. A caller that
 //! gives up (drops the future) frees its place, and a [`Slot`] dropped without
@@ -70,6 +73,10 @@ struct State {
     in_flight: usize,
     stats: Stats,
     last_roll: Instant,
+    /// Per priority: its last waiter ran out of time while higher priorities were granted the
+    /// calls, and none of it has been granted one since. Newcomers of that priority are then
+    /// refused at once rather than wait out the same fate.
+    overtaken: [bool; Priority::COUNT],
 }
 
 /// A request refused a call to the origin.
@@ -188,6 +195,7 @@ impl Admission {
                 in_flight: 0,
                 stats: Stats::default(),
                 last_roll: now,
+                overtaken: [false; Priority::COUNT],
                 cfg,
             }),
         })
@@ -369,7 +377,8 @@ impl State {
         } else {
             (wait, wait_reason)
         };
-        if budget.is_zero() || self.eta(now, priority) > budget {
+        if budget.is_zero() || self.overtaken[priority.index()] || self.eta(now, priority) > budget
+        {
             return Arrival::Refused(self.refuse(now, priority, reason, Duration::ZERO));
         }
         if self.queue.len() >= self.cfg.max_waiters {
@@ -393,6 +402,7 @@ impl State {
                 enqueued: now,
                 expires,
                 reason,
+                higher_granted: self.granted_above(priority),
                 tx,
             },
         );
@@ -418,6 +428,7 @@ impl State {
 
     /// Counts a granted call.
     fn grant(&mut self, priority: Priority, waited: Duration) {
+        self.overtaken[priority.index()] = false;
         self.in_flight += 1;
         self.limiter.on_grant(self.in_flight);
         self.stats.admit(priority, waited);
@@ -455,6 +466,19 @@ impl State {
         });
     }
 
+    /// Calls granted so far to priorities above `priority`.
+    fn granted_above(&self, priority: Priority) -> u64 {
+        self.stats.admitted[..priority.index()].iter().sum()
+    }
+
+    /// A waiter of `priority` ran out of time: if higher priorities took calls meanwhile,
+    /// newcomers of its priority are refused at once until one of them is granted a call.
+    fn note_expired(&mut self, priority: Priority, waiter: &Waiter) {
+        if self.granted_above(priority) > waiter.higher_granted {
+            self.overtaken[priority.index()] = true;
+        }
+    }
+
     /// Hands free calls to waiters, highest priority first; refuses the expired ones met.
     fn dispatch(&mut self, now: Instant) {
         let lifo = self.queue.standing(now);
@@ -464,6 +488,7 @@ impl State {
             };
             if waiter.expires <= now {
                 let reason = waiter.reason;
+                self.note_expired(priority, &waiter);
                 self.refuse_waiter(now, priority, waiter, reason);
                 continue;
             }
@@ -517,6 +542,7 @@ impl Wait<'_> {
                 match st.queue.remove(self.priority, self.id, now) {
                     Some(waiter) => {
                         self.settled = true;
+                        st.note_expired(self.priority, &waiter);
                         let waited = now.saturating_duration_since(self.enqueued);
                         return Err(st.refuse(now, self.priority, waiter.reason, waited));
                     }

@@ -38,6 +38,9 @@ pub(crate) struct Waiter {
     pub(crate) expires: Instant,
     /// Why, if it expires.
     pub(crate) reason: ShedReason,
+    /// Calls granted to higher priorities before it arrived (to tell, when it expires,
+    /// whether they overtook it).
+    pub(crate) higher_granted: u64,
     pub(crate) tx: oneshot::Sender<Decision>,
 }
 
@@ -183,6 +186,7 @@ mod tests {
             enqueued: now,
             expires: now + Duration::from_secs(1),
             reason: ShedReason::MaxWait,
+            higher_granted: 0,
             tx,
         }
     }

@@ -361,3 +361,41 @@ async fn slow_start_lowers_the_limit_and_the_floor_and_ceiling_hold() {
     assert_eq!(adm.limit(), 2);
     assert!(adm.snapshot().backoffs >= 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_priority_overtaken_until_its_waiter_timed_out_is_refused_at_once_until_served() {
+    let mut cfg = fixed(1);
+    cfg.max_wait = [Duration::from_millis(50); Priority::COUNT];
+    cfg.max_wait[Priority::Scan.index()] = Duration::from_secs(10);
+    let adm = Admission::new(cfg);
+    calibrate(&adm, MS).await;
+    // Timed out with nobody overtaking it (the origin is only slow): the next one waits too.
+    let held = adm.try_acquire(Priority::Other).unwrap();
+    let slow = adm.acquire(Priority::Other, far()).await.unwrap_err();
+    assert_eq!(slow.waited, Duration::from_millis(50));
+    // A scan takes the call while `other` waits, and holds it: `other` times out overtaken.
+    let scan = {
+        let adm = Arc::clone(&adm);
+        tokio::spawn(async move {
+            let slot = adm.acquire(Priority::Scan, far()).await.unwrap();
+            sleep(Duration::from_secs(1)).await;
+            slot.record(Duration::from_secs(1), CallOutcome::Ok);
+        })
+    };
+    settle().await;
+    let overtaken = {
+        let adm = Arc::clone(&adm);
+        tokio::spawn(async move { adm.acquire(Priority::Other, far()).await.unwrap_err() })
+    };
+    settle().await;
+    drop(held);
+    assert_eq!(overtaken.await.unwrap().waited, Duration::from_millis(50));
+    // Newcomers of `other` are refused at once; other priorities still wait their turn.
+    let next = adm.acquire(Priority::Other, far()).await.unwrap_err();
+    assert_eq!(next.waited, Duration::ZERO);
+    let declare = adm.acquire(Priority::Declare, far()).await.unwrap_err();
+    assert_eq!(declare.waited, Duration::from_millis(50));
+    // A free call still goes to `other` (which clears it).
+    scan.await.unwrap();
+    drop(adm.acquire(Priority::Other, far()).await.unwrap());
+}
