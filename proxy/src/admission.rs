@@ -101,13 +101,22 @@ impl Refused {
     /// [`MAX_RETRY_AFTER_SECS`].
     #[must_use]
     pub fn retry_after_secs(&self, salt: u64) -> u64 {
-        let jitter = 1.0 + 0.5 * unit(salt);
-        let secs = (self.retry_after.as_secs_f64() * jitter).ceil();
-        if secs >= MAX_RETRY_AFTER_SECS as f64 {
-            MAX_RETRY_AFTER_SECS
-        } else {
-            (secs as u64).max(1)
-        }
+        jittered_secs(self.retry_after, salt)
+    }
+}
+
+/// A `Retry-After` in whole seconds for an estimated `wait`: rounded up, at least 1,
+/// stretched by a jitter of up to +50 % drawn from `salt`, at most
+/// [`MAX_RETRY_AFTER_SECS`]. Every refusal of the proxy uses it, so refused clients do not
+/// all come back in the same second.
+#[must_use]
+pub fn jittered_secs(wait: Duration, salt: u64) -> u64 {
+    let jitter = 1.0 + 0.5 * unit(salt);
+    let secs = (wait.as_secs_f64() * jitter).ceil();
+    if secs >= MAX_RETRY_AFTER_SECS as f64 {
+        MAX_RETRY_AFTER_SECS
+    } else {
+        (secs as u64).max(1)
     }
 }
 

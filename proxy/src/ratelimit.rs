@@ -71,22 +71,9 @@ impl<K: Hash + Eq + Clone, C: Clock> KeyedLimit<K, C> {
 /// A request refused by a rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limited {
-    /// How long until the same check would allow a request.
+    /// How long until the same check would allow a request (the proxy turns it into a
+    /// `Retry-After` with [`crate::admission::jittered_secs`]).
     pub retry_after: Duration,
-}
-
-impl Limited {
-    /// [`Limited::retry_after`] in whole seconds for the `Retry-After` header: rounded up,
-    /// at least 1.
-    pub fn retry_after_secs(&self) -> u64 {
-        let secs = self.retry_after.as_secs();
-        let secs = if self.retry_after.subsec_nanos() > 0 {
-            secs.saturating_add(1)
-        } else {
-            secs
-        };
-        secs.max(1)
-    }
 }
 
 /// The proxy's rate limiters; share one in an `Arc`.

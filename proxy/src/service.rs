@@ -200,7 +200,9 @@ impl Gateway {
         ctx: &mut Ctx,
         limited: Limited,
     ) -> pingora::Result<bool> {
-        let secs = u32::try_from(limited.retry_after_secs()).unwrap_or(u32::MAX);
+        let salt = self.salt.fetch_add(1, Ordering::Relaxed);
+        let secs = crate::admission::jittered_secs(limited.retry_after, salt);
+        let secs = u32::try_from(secs).unwrap_or(u32::MAX);
         let answer = respond::too_many(secs).answer(ctx.json, SOURCE_PROXY);
         self.answer(session, ctx, answer, Ending::RateLimited).await
     }

@@ -235,16 +235,6 @@ fn a_full_limiter_lets_new_keys_pass_untracked_until_housekeeping() {
 }
 
 #[test]
-fn retry_after_rounds_up_to_whole_seconds() {
-    let secs = |d: Duration| Limited { retry_after: d }.retry_after_secs();
-    assert_eq!(secs(Duration::ZERO), 1);
-    assert_eq!(secs(ms(3)), 1);
-    assert_eq!(secs(ms(1000)), 1);
-    assert_eq!(secs(ms(1001)), 2);
-    assert_eq!(secs(Duration::from_secs(30)), 30);
-}
-
-#[test]
 fn the_defaults_run_on_the_real_clock() {
     let limits = RateLimits::new(&RateLimit::default());
     let subject = SubjectId([3; 16]);
