@@ -96,13 +96,7 @@ pub(super) async fn prepare(config: &ProxyConfig) -> Result<Prepared, StartError
     let store = match &config.fallback.redis {
         None => None,
         Some(redis) => {
-            let password = config
-                .fallback
-                .redis_password
-                .as_ref()
-                .map(shouhu_config::SecretRef::read)
-                .transpose()
-                .map_err(|e| StartError::Redis(e.to_string()))?;
+            let password = redis_password(config)?;
             let store = SnapshotStore::connect(redis, password.as_ref(), StoreOptions::default())
                 .await
                 .map_err(|e| StartError::Redis(e.to_string()))?;
@@ -325,17 +319,22 @@ pub(super) fn spawn_replayer(
     }));
 }
 
-async fn open_journal(
-    config: &ProxyConfig,
-    redis: &shouhu_config::RedisUrls,
-) -> Result<Journal, StartError> {
-    let password = config
+/// `fallback.redis_password`, read from its file or variable.
+fn redis_password(config: &ProxyConfig) -> Result<Option<shouhu_config::Secret>, StartError> {
+    config
         .fallback
         .redis_password
         .as_ref()
         .map(shouhu_config::SecretRef::read)
         .transpose()
-        .map_err(|e| StartError::Redis(e.to_string()))?;
+        .map_err(|e| StartError::Redis(e.to_string()))
+}
+
+async fn open_journal(
+    config: &ProxyConfig,
+    redis: &shouhu_config::RedisUrls,
+) -> Result<Journal, StartError> {
+    let password = redis_password(config)?;
     Journal::connect(
         redis,
         password.as_ref(),
