@@ -29,6 +29,9 @@ pub const DEFAULT_ADMISSION_MAX_LIMIT: NonZeroUsize = non_zero(200);
 /// Default `admission.latency_buffer_percent`: latency may double over the baseline, which is
 /// where a USL-shaped origin's throughput peaks.
 pub const DEFAULT_ADMISSION_LATENCY_BUFFER_PERCENT: u32 = 100;
+/// Default `admission.latency_floor`: below a few milliseconds a latency rise is the
+/// proxy's own scheduling, not the origin queueing.
+pub const DEFAULT_ADMISSION_LATENCY_FLOOR: Duration = Duration::from_millis(5);
 /// Default `admission.window`.
 pub const DEFAULT_ADMISSION_WINDOW: Duration = Duration::from_millis(100);
 /// Default `admission.probe_interval`.
@@ -78,6 +81,10 @@ pub struct Admission {
     /// How far, in percent, the origin's latency may rise over its unloaded baseline before
     /// the limit stops growing. Default [`DEFAULT_ADMISSION_LATENCY_BUFFER_PERCENT`].
     pub latency_buffer_percent: u32,
+    /// The baseline is never taken as lower than this: an origin that answers in under a
+    /// millisecond is not slowed by the proxy's own scheduling delay. Default
+    /// [`DEFAULT_ADMISSION_LATENCY_FLOOR`].
+    pub latency_floor: Duration,
     /// The limit is recomputed once per window from the window's median latency. Default
     /// [`DEFAULT_ADMISSION_WINDOW`].
     pub window: Duration,
@@ -104,6 +111,7 @@ impl Default for Admission {
             initial_limit: DEFAULT_ADMISSION_INITIAL_LIMIT,
             max_limit: DEFAULT_ADMISSION_MAX_LIMIT,
             latency_buffer_percent: DEFAULT_ADMISSION_LATENCY_BUFFER_PERCENT,
+            latency_floor: DEFAULT_ADMISSION_LATENCY_FLOOR,
             window: DEFAULT_ADMISSION_WINDOW,
             probe_interval: DEFAULT_ADMISSION_PROBE_INTERVAL,
             max_waiters: DEFAULT_ADMISSION_MAX_WAITERS,

@@ -20,6 +20,8 @@ pub struct AdmissionConfig {
     /// The median latency over the baseline at which the limit stops growing: 2.0 lets it
     /// double.
     pub latency_tolerance: f64,
+    /// The baseline is never taken as lower than this.
+    pub latency_floor: Duration,
     /// The control window.
     pub window: Duration,
     /// How long the baseline may go unseen before it is measured again.
@@ -51,6 +53,7 @@ impl AdmissionConfig {
             initial_limit: c.initial_limit.get().clamp(min_limit, max_limit),
             max_limit,
             latency_tolerance: 1.0 + f64::from(c.latency_buffer_percent) / 100.0,
+            latency_floor: c.latency_floor.into(),
             window: c.window.into(),
             probe_interval: c.probe_interval.into(),
             max_waiters: c.max_waiters,

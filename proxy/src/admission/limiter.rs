@@ -107,6 +107,7 @@ pub(crate) struct Limiter {
     max: usize,
     initial: usize,
     tolerance: f64,
+    latency_floor: Duration,
     window: Duration,
     probe_interval: Duration,
     limit: f64,
@@ -152,6 +153,7 @@ impl Limiter {
             max: cfg.max_limit,
             initial: cfg.initial_limit,
             tolerance: cfg.latency_tolerance,
+            latency_floor: cfg.latency_floor,
             window: cfg.window,
             probe_interval: cfg.probe_interval,
             limit: 0.0,
@@ -343,6 +345,8 @@ impl Limiter {
         if !self.adaptive {
             return;
         }
+        // Below the floor a rise is the proxy's own scheduling, not the origin queueing.
+        let baseline = baseline.max(self.latency_floor);
         let ratio = if baseline.is_zero() {
             1.0
         } else {
@@ -431,6 +435,7 @@ impl Limiter {
         self.max = cfg.max_limit;
         self.initial = cfg.initial_limit;
         self.tolerance = cfg.latency_tolerance;
+        self.latency_floor = cfg.latency_floor;
         self.window = cfg.window;
         if cfg.probe_interval != self.probe_interval {
             self.probe_interval = cfg.probe_interval;

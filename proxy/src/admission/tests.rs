@@ -399,3 +399,41 @@ async fn a_priority_overtaken_until_its_waiter_timed_out_is_refused_at_once_unti
     scan.await.unwrap();
     drop(adm.acquire(Priority::Other, far()).await.unwrap());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sub_millisecond_origin_slowed_by_the_proxy_itself_keeps_its_limit_growing() {
+    // The origin answers in 0.4 ms at first; loaded, its answers take 0.9 ms: the proxy's
+    // own scheduling. Below the 5 ms floor that is not congestion; without the floor the
+    // limit would shrink.
+    let run = |floor: Duration| async move {
+        let adm = Admission::new(AdmissionConfig {
+            latency_floor: floor,
+            ..AdmissionConfig::default()
+        });
+        for round in 0..60 {
+            let latency = if round < 8 {
+                Duration::from_micros(400)
+            } else {
+                Duration::from_micros(900)
+            };
+            let slots: Vec<Slot> = (0..adm.limit())
+                .map(|_| adm.try_acquire(Priority::Other).unwrap())
+                .collect();
+            sleep(Duration::from_millis(30)).await;
+            for slot in slots {
+                slot.record(latency, CallOutcome::Ok);
+            }
+        }
+        adm.limit()
+    };
+    let with_floor = run(Duration::from_millis(5)).await;
+    let without = run(Duration::ZERO).await;
+    assert!(
+        with_floor >= 100,
+        "with the floor the limit reached {with_floor}"
+    );
+    assert!(
+        without < with_floor / 2,
+        "without it {without} (with {with_floor})"
+    );
+}
