@@ -94,7 +94,9 @@ async fn a_refresh_storm_gets_the_cached_code_and_a_busy_address_gets_429() {
             break;
         }
     }
-    let limited = limited.expect("the per-address limit never applied");
+    let Some(limited) = limited else {
+        panic!("the per-address limit never applied")
+    };
     let retry: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()
