@@ -8,8 +8,8 @@
 #   DURATION=8s CONNECTIONS=64 THREADS=2   wrk -d / -c / -t of each measured run
 #   WARMUP=2s                              one unmeasured wrk run per target first
 #   ROUNDS=3                               rounds; the order nginx/shouhu alternates
-#   ADAPTIVE_ADMISSION=false               true: pass-through under the adaptive admission
-#                                          limit (the default of a real deployment)
+#   ADAPTIVE_ADMISSION=true                false: pass-through under a fixed limit instead of
+#                                          the adaptive one (the default of a deployment)
 #   RESULTS_DIR=DIR                        where results.md and wrk outputs go
 #                                          (default: the temp dir, kept after the run)
 #   CARGO_TARGET_DIR                       where `cargo build --release` puts the binary
@@ -27,7 +27,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 WARMUP="${WARMUP:-2s}"
 ROUNDS="${ROUNDS:-3}"
-ADAPTIVE_ADMISSION="${ADAPTIVE_ADMISSION:-false}"
+ADAPTIVE_ADMISSION="${ADAPTIVE_ADMISSION:-true}"
 
 for tool in nginx wrk redis-server python3 curl; do
     if ! command -v "$tool" >/dev/null; then
