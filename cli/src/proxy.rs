@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use clap::Args;
 use shouhu_config::{HttpUrl, Overrides, RedisUrls};
 
-use crate::startup::{config_or_exit, init_tracing};
+use crate::startup::{config_or_exit, init_tracing_with};
 
 #[derive(Args)]
 pub(crate) struct ProxyArgs {
@@ -58,7 +58,7 @@ pub(crate) fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    init_tracing();
+    init_tracing_with(config.log.format, config.log.level);
     let path = args.config.clone();
     let reload: shouhu_proxy::server::ConfigSource = Box::new(move || {
         shouhu_config::load_proxy_with(path.as_deref(), &overrides).map_err(|e| e.to_string())

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use shouhu_config::ConfigErrors;
+use shouhu_config::proxy::{LogFormat, LogLevel};
 
 use crate::check_config::EXIT_CONFIG;
 
@@ -16,16 +17,32 @@ pub(crate) fn config_or_exit<T>(loaded: Result<T, ConfigErrors>) -> Result<T, Ex
     })
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). tracing-subscriber's `tracing-log`
-/// feature makes this also the sink of Pingora's `log` records.
+/// Logs to stderr as text, filtered by `RUST_LOG` (default `info`).
 pub(crate) fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    init_tracing_with(LogFormat::Text, LogLevel::Info);
+}
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG`, else `level`. tracing-subscriber's
+/// `tracing-log` feature (on by default) installs `LogTracer` in `try_init`, which makes this
+/// also the sink of Pingora's `log` records, at the same filter.
+pub(crate) fn init_tracing_with(format: LogFormat, level: LogLevel) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        // One object per line: the event's fields at the top level, and the fields of the
+        // span it happened in (`request_id` of the request span) under `span`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         // Colour codes only on a terminal, not in files and journald.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

@@ -8,6 +8,7 @@ mod deadlines;
 mod fallback;
 mod identity;
 mod journal;
+mod log;
 mod rate_limit;
 mod routes;
 mod scan;
@@ -52,6 +53,7 @@ pub use self::journal::{
     DEFAULT_JOURNAL_CONSUMER, DEFAULT_JOURNAL_MAX_BODY, DEFAULT_REPLAY_RATE, Journal,
     MAX_JOURNAL_BODY,
 };
+pub use self::log::{DEFAULT_LOG_FORMAT, DEFAULT_LOG_LEVEL, Log, LogFormat, LogLevel};
 pub use self::rate_limit::{
     Cidr, DEFAULT_RATE_LIMIT_GLOBAL, DEFAULT_RATE_LIMIT_MAX_KEYS, DEFAULT_RATE_LIMIT_PER_IP,
     DEFAULT_RATE_LIMIT_PER_IP_BURST, DEFAULT_RATE_LIMIT_PER_SUBJECT,
@@ -123,6 +125,8 @@ pub struct ProxyConfig {
     pub rate_limit: RateLimit,
     /// `[waiting_room]`: fair admission of new registrations.
     pub waiting_room: WaitingRoom,
+    /// `[log]`: text or JSON lines, and the level.
+    pub log: Log,
 }
 
 impl Default for ProxyConfig {
@@ -143,6 +147,7 @@ impl Default for ProxyConfig {
             admission: Admission::default(),
             rate_limit: RateLimit::default(),
             waiting_room: WaitingRoom::default(),
+            log: Log::default(),
         }
     }
 }

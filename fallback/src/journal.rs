@@ -43,7 +43,7 @@ use shouhu_code::SubjectId;
 use shouhu_code::time::UnixTime;
 use shouhu_config::{RedisUrls, Secret};
 
-use crate::redis_link::{LinkError, LinkTimeouts, RedisLink};
+use crate::redis_link::{LinkError, LinkStats, LinkTimeouts, RedisLink};
 
 /// The consumer group replayers share.
 pub const GROUP: &str = "replayers";
@@ -273,6 +273,12 @@ impl Journal {
             receipt: id,
             accepted_at: now,
         })
+    }
+
+    /// The Redis commands this journal (and its clones, the replayer's) sent, for metrics.
+    #[must_use]
+    pub fn link_stats(&self) -> std::sync::Arc<LinkStats> {
+        self.link.stats()
     }
 
     /// Entries not yet applied (in the stream: pending or not yet read).

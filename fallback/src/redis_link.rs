@@ -9,6 +9,11 @@
 //!
 //! The redis crate's own `ConnectionManager` was not used: while reconnecting it makes every
 //! command wait on the reconnect future, which is the multi-second stall we must avoid.
+//!
+//! Every command and pipeline is counted in the link's [`LinkStats`] (latency of each attempt,
+//! failures by [`LinkErrorKind`]), in atomics, for a metrics layer to read when scraped.
+
+mod stats;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -19,6 +24,10 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, Pipeline, RedisError, Value};
 use shouhu_config::{RedisUrls, Secret};
+
+pub use self::stats::{
+    HistogramSnapshot, LATENCY_BUCKETS, LatencyHistogram, LinkErrorKind, LinkStats,
+};
 
 /// First pause between reconnect attempts; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
@@ -56,7 +65,7 @@ impl LinkError {
     }
 }
 
-fn is_connection_error(e: &RedisError) -> bool {
+pub(crate) fn is_connection_error(e: &RedisError) -> bool {
     e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
@@ -112,6 +121,7 @@ struct Inner {
     conn: RwLock<Option<Conn>>,
     reconnecting: AtomicBool,
     last_rebuild: std::sync::Mutex<Option<std::time::Instant>>,
+    stats: Arc<LinkStats>,
 }
 
 /// A shared, self-healing Redis connection; cheap to clone.
@@ -189,6 +199,7 @@ impl RedisLink {
                 conn: RwLock::new(None),
                 reconnecting: AtomicBool::new(false),
                 last_rebuild: std::sync::Mutex::new(None),
+                stats: Arc::default(),
             }),
         };
         match connect(&link.inner).await {
@@ -219,6 +230,12 @@ impl RedisLink {
         self.inner.timeouts.command
     }
 
+    /// What the link counted (shared by its clones).
+    #[must_use]
+    pub fn stats(&self) -> Arc<LinkStats> {
+        Arc::clone(&self.inner.stats)
+    }
+
     /// Runs one command under the command timeout.
     ///
     /// # Errors
@@ -237,11 +254,14 @@ impl RedisLink {
         limit: Duration,
     ) -> Result<T, LinkError> {
         let mut conn = self.current()?;
-        match tokio::time::timeout(limit, conn.query(cmd)).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(limit, conn.query(cmd)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.failed(e)),
             Err(_) => Err(LinkError::Timeout(limit)),
-        }
+        };
+        self.inner.stats.sent(started, &result);
+        result
     }
 
     /// Sends a pipeline (all its keys in one slot on a Cluster) and returns one value per
@@ -251,11 +271,14 @@ impl RedisLink {
     /// See [`LinkError`].
     pub async fn pipe(&self, pipe: &Pipeline, limit: Duration) -> Result<Vec<Value>, LinkError> {
         let mut conn = self.current()?;
-        match tokio::time::timeout(limit, conn.pipe(pipe)).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(limit, conn.pipe(pipe)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.failed(e)),
             Err(_) => Err(LinkError::Timeout(limit)),
-        }
+        };
+        self.inner.stats.sent(started, &result);
+        result
     }
 
     /// Direct connections to every master (the one server when standalone), for whole-keyspace
@@ -306,6 +329,7 @@ impl RedisLink {
         match conn {
             Some(c) => Ok(c),
             None => {
+                self.inner.stats.failed(LinkErrorKind::Down);
                 self.spawn_reconnect();
                 Err(LinkError::Down)
             }

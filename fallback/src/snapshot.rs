@@ -52,7 +52,7 @@ use shouhu_config::{RedisUrls, Secret};
 pub use self::feed::{FeedEntry, FeedEvent, FeedFollower, FeedId, FeedRead};
 pub use self::record::{Record, SubjectRecord};
 pub use self::scan::{SnapshotStats, Walked};
-use crate::redis_link::{LinkError, LinkTimeouts, RedisLink};
+use crate::redis_link::{LinkError, LinkStats, LinkTimeouts, RedisLink};
 
 /// Default [`StoreOptions::command_timeout`].
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(50);
@@ -249,6 +249,12 @@ impl SnapshotStore {
     #[must_use]
     pub fn is_connected(&self) -> bool {
         self.link.is_connected()
+    }
+
+    /// The Redis commands this store (and its clones and feed followers) sent, for metrics.
+    #[must_use]
+    pub fn link_stats(&self) -> std::sync::Arc<LinkStats> {
+        self.link.stats()
     }
 
     /// The Redis key of a subject's record.

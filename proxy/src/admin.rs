@@ -5,9 +5,13 @@
 //! GET /metrics   Prometheus text (see crate::metrics)
 //! GET /healthz   200 "ok" while the process serves
 //! GET /readyz    200 {"ready":true,"redis":"connected|unreachable|off",...}; 503 without keys
-//! GET /status    {"breaker","cache_entries","snapshot_watermark_age_seconds","redis",
-//!                 "origin_in_flight","origin_limit","journal_backlog",...}
+//! GET /status    a small bilingual page for a browser (Accept: text/html; see status_page),
+//!                else the same as /status.json
+//! GET /status.json {"breaker","cache_entries","snapshot_watermark_age_seconds","redis",
+//!                 "origin_in_flight","origin_limit","journal_backlog","requests",...}
 //! ```
+
+mod status_page;
 
 use std::sync::Arc;
 
@@ -92,6 +96,12 @@ impl AdminState {
         let m = &self.metrics;
         m.sync_admission(&self.admission.snapshot());
         m.sync_rate_limits(&self.rate_limits);
+        m.sync_components(&crate::metrics::Components {
+            breaker: &self.breaker,
+            cache: self.cache.as_deref(),
+            store: self.store.as_ref(),
+            journal: self.journal.as_ref(),
+        });
         if let Some(room) = &self.waiting_room {
             let stats = room.stats_at(std::time::SystemTime::now());
             m.waiting_room_depth
@@ -119,7 +129,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
+        .route("/status", get(status_page::status))
+        .route("/status.json", get(status_page::status_json))
         .with_state(Arc::new(state))
 }
 
@@ -145,26 +156,4 @@ async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
-}
-
-async fn status(State(state): State<Arc<AdminState>>) -> Response {
-    let (age, backlog) = state.refresh_gauges().await;
-    let admission = state.admission.snapshot();
-    axum::Json(json!({
-        "breaker": state.breaker.state().as_str(),
-        "origin_in_flight": admission.in_flight,
-        "origin_limit": admission.limit,
-        "origin_limit_phase": admission.phase.as_str(),
-        "origin_latency_seconds": admission.latency.map(|d| d.as_secs_f64()),
-        "origin_baseline_seconds": admission.baseline.map(|d| d.as_secs_f64()),
-        "admission_queued": admission.queued_total,
-        "journal_backlog": backlog,
-        "waiting_room_depth": state.waiting_room.as_ref().map(|r| r.depth()),
-        "cache_entries": state.cache_entries(),
-        "snapshot_watermark_age_seconds": age,
-        "redis": state.redis(),
-        "trust_keys": state.trust.len(),
-        "fallback_keys": state.fallback_keys,
-    }))
-    .into_response()
 }

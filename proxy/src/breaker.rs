@@ -15,12 +15,20 @@
 //!
 //! `admit` while closed is one atomic load; the window and counters sit behind a mutex taken
 //! once per origin answer. Time is `tokio::time::Instant`, so tests run on paused time.
+//!
+//! The breaker also counts what it sees for metrics ([`stats`]): every recorded call, the
+//! failures by kind, the state changes, and the call latencies callers report with
+//! [`Breaker::observe_latency`].
+
+pub mod stats;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+pub use self::stats::BreakerStats;
 
 /// Default [`BreakerConfig::consecutive_failures`].
 pub const DEFAULT_CONSECUTIVE_FAILURES: u32 = 5;
@@ -210,6 +218,7 @@ pub struct Breaker {
     /// [`BreakerState`] as `as_gauge`, readable without the lock.
     state: AtomicU8,
     inner: Mutex<Inner>,
+    stats: BreakerStats,
 }
 
 #[derive(Debug)]
@@ -248,7 +257,20 @@ impl Breaker {
                 probes_in_flight: 0,
                 last_probe_at: now,
             }),
+            stats: BreakerStats::default(),
         }
+    }
+
+    /// What the breaker has counted, for metrics.
+    #[must_use]
+    pub fn stats(&self) -> &BreakerStats {
+        &self.stats
+    }
+
+    /// Records the latency of an origin call (its answer or how long it took to fail), for
+    /// metrics only: the breaker's decisions do not depend on it.
+    pub fn observe_latency(&self, latency: Duration) {
+        self.stats.observe(latency);
     }
 
     /// The thresholds.
@@ -315,6 +337,10 @@ impl Breaker {
 
     /// Records the result of a call that [`Breaker::admit`] let through.
     pub fn record(&self, outcome: OriginOutcome) {
+        self.stats.call(match outcome {
+            OriginOutcome::Success => None,
+            OriginOutcome::Failure(kind) => Some(kind),
+        });
         let now = Instant::now();
         let mut inner = self.lock();
         match BreakerState::from_u8(self.state.load(Ordering::Acquire)) {
@@ -390,7 +416,10 @@ impl Breaker {
     }
 
     fn set_state(&self, state: BreakerState) {
-        self.state.store(state.as_gauge(), Ordering::Release);
+        let was = self.state.swap(state.as_gauge(), Ordering::AcqRel);
+        if was != state.as_gauge() {
+            self.stats.moved(state);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -571,6 +600,31 @@ mod tests {
         // The window starts empty: one failure does not reopen it.
         b.record(FAIL);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_calls_failures_and_each_state_change_once() {
+        let b = breaker();
+        for _ in 0..DEFAULT_CONSECUTIVE_FAILURES {
+            call(&b, FAIL);
+        }
+        tokio::time::advance(DEFAULT_OPEN_FOR).await;
+        assert!(matches!(b.admit(), Admit::Probe { .. }));
+        // A second admit while half-open is no new transition.
+        assert_eq!(b.admit(), Admit::Reject);
+        b.record(OriginOutcome::Success);
+        b.observe_latency(Duration::from_millis(3));
+        let s = b.stats();
+        assert_eq!(s.calls(), u64::from(DEFAULT_CONSECUTIVE_FAILURES) + 1);
+        assert_eq!(
+            s.failures(FailureKind::Status5xx),
+            u64::from(DEFAULT_CONSECUTIVE_FAILURES)
+        );
+        assert_eq!(s.failures(FailureKind::Timeout), 0);
+        for to in BreakerState::ALL {
+            assert_eq!(s.transitions(*to), 1, "{to:?}");
+        }
+        assert_eq!(s.latency().count, 1);
     }
 
     #[tokio::test(start_paused = true)]

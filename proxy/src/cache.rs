@@ -16,6 +16,9 @@
 //! flight when its subject changed must not bring the old colour back, so each change also
 //! leaves a short-lived note, and each reset bumps an epoch; [`CodeCache::insert`] refuses a
 //! code older than a note, or fetched before the last reset.
+//!
+//! [`CacheStats`] counts lookups of the display path (hits, misses) and callers that joined an
+//! origin fetch already in flight, for metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,9 +180,53 @@ impl Entry {
     }
 }
 
+/// Totals since start, counted by the display path with relaxed atomic additions.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    coalesced: AtomicU64,
+}
+
+impl CacheStats {
+    /// A lookup found a code it could serve (fresh or stale).
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A lookup found nothing it could serve (absent, or unusable).
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A caller waited on an origin fetch another caller had started for the same subject.
+    pub fn coalesced(&self) {
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hits so far.
+    #[must_use]
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Misses so far.
+    #[must_use]
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// Coalesced waits so far.
+    #[must_use]
+    pub fn coalesced_waits(&self) -> u64 {
+        self.coalesced.load(Ordering::Relaxed)
+    }
+}
+
 /// The cache; share it in an `Arc`.
 pub struct CodeCache {
     limits: CacheLimits,
+    stats: CacheStats,
     entries: moka::sync::Cache<SubjectId, Arc<Entry>>,
     notes: moka::sync::Cache<SubjectId, Known>,
     epoch: AtomicU64,
@@ -211,8 +258,15 @@ impl CodeCache {
                 .time_to_live(NOTE_TTL)
                 .build(),
             epoch: AtomicU64::new(0),
+            stats: CacheStats::default(),
             limits,
         }
+    }
+
+    /// The lookup counts, for metrics.
+    #[must_use]
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
     }
 
     /// The limits.

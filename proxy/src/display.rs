@@ -38,6 +38,7 @@ use self::flight::{FetchPlan, Flights, Landed, NoAnswer};
 use crate::admission::{Admission, Priority};
 use crate::breaker::Breaker;
 use crate::cache::{CacheLimits, CodeCache, Entry, Freshness};
+use crate::log_throttle::LogThrottle;
 use crate::origin_client::OriginClient;
 use crate::outcome::{Outcome, ServedFrom};
 
@@ -203,8 +204,15 @@ impl Display {
         let deadline = req.deadline.unwrap_or(self.deadline);
         let now = shouhu_code::time::now();
         let cached = self.cache.get(&req.subject);
-        if let Some(entry) = &cached {
-            match entry.freshness(self.cache.limits(), started, now) {
+        let freshness = cached
+            .as_ref()
+            .map(|e| e.freshness(self.cache.limits(), started, now));
+        match freshness {
+            Some(Freshness::Fresh | Freshness::Stale) => self.cache.stats().hit(),
+            Some(Freshness::Unusable) | None => self.cache.stats().miss(),
+        }
+        if let (Some(entry), Some(freshness)) = (&cached, freshness) {
+            match freshness {
                 Freshness::Fresh => {
                     return cached_code(entry, req.format, now, Outcome::CacheFresh);
                 }
@@ -298,7 +306,14 @@ impl Display {
                     };
                     return fresh_code(&issued.view(), req.format, now, outcome);
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "fallback issuer failed"),
+                Ok(Err(e)) => {
+                    // Per request while Redis is down: counted as `unavailable`, logged once
+                    // in a while.
+                    static FAILED: LogThrottle = LogThrottle::every_default();
+                    if let Some(suppressed) = FAILED.admit() {
+                        tracing::warn!(error = %e, suppressed, "fallback issuer failed");
+                    }
+                }
                 Err(_) => tracing::debug!("fallback issuer missed the display deadline"),
             }
         }

@@ -1,39 +1,28 @@
 //! Every metric of the proxy, registered in one [`Registry`] (not Prometheus's global one, so
-//! several proxies can live in one test process), with label values only from enums:
+//! several proxies can live in one test process), with label values only from enums. The
+//! catalog, with meanings and the one bucket set of every latency histogram
+//! ([`LATENCY_BUCKETS`]), is `docs/METRICS.md`; a test checks it lists every name registered
+//! here, and another that every metric the dashboards and alert rules use exists.
 //!
-//! | name | type | labels |
-//! |---|---|---|
-//! | `shouhu_requests_total` | counter | `class`, `outcome` ([`crate::service::Ending`]) |
-//! | `shouhu_request_duration_seconds` | histogram | `class` |
-//! | `shouhu_auth_refusals_total` | counter | `reason` (missing, invalid, expired) |
-//! | `shouhu_origin_failures_total` | counter | `kind` (timeout, refused, status_5xx, io) |
-//! | `shouhu_fallback_codes_total` | counter | `colour` |
-//! | `shouhu_breaker_state` | gauge | none: 0 closed, 1 half-open, 2 open |
-//! | `shouhu_cache_entries` | gauge | none |
-//! | `shouhu_snapshot_watermark_age_seconds` | gauge | none; -1 when unknown |
-//! | `shouhu_origin_in_flight` | gauge | none |
-//! | `shouhu_origin_concurrency_limit` | gauge | none; 0 when unlimited |
-//! | `shouhu_journal_backlog` | gauge | none; -1 when unknown |
-//! | `shouhu_config_reloads_total` | counter | `result` (applied, refused) |
-//! | `shouhu_admission_queue_depth` | gauge | `priority` |
-//! | `shouhu_admission_admitted_total` | counter | `priority` |
-//! | `shouhu_admission_shed_total` | counter | `priority`, `reason` |
-//! | `shouhu_admission_abandoned_total` | counter | `priority` |
-//! | `shouhu_admission_sojourn_seconds_total` | counter | none: queueing time of admitted calls |
-//! | `shouhu_admission_sojourn_recent_max_seconds` | gauge | none |
-//! | `shouhu_admission_backoffs_total` | counter | none |
-//! | `shouhu_origin_latency_seconds` | gauge | `kind` (baseline, recent); -1 when unknown |
-//! | `shouhu_rate_limit_keys` | gauge | `kind` (ip, subject): keys tracked |
-//! | `shouhu_rate_limit_untracked_total` | counter | `kind`: checks passed untracked because the key table was full |
-//! | `shouhu_waiting_room_depth` | gauge | none: tickets issued, not yet admitted |
-//! | `shouhu_waiting_room_wait_seconds` | gauge | none: a newcomer's estimated wait; -1 when nobody is let in |
-//! | `shouhu_journal_applied_total`, `_dead_letters_total`, `_retries_total`, `_errors_total` | counter | none |
+//! Three ways a series gets its value:
 //!
-//! Admission and the replayer keep their own totals; [`Metrics::sync_admission`] and
-//! [`Metrics::sync_replay`] copy them into the registry when `/metrics` is scraped.
+//! - **On the request path**, through handles resolved once in [`Metrics::new`]
+//!   (`shouhu_requests_total`, `shouhu_request_duration_seconds`, by class and outcome): one
+//!   array index and an atomic addition, no lookup, no allocation.
+//! - **Copied when `/metrics` is scraped** from totals the components keep in their own
+//!   atomics: admission ([`Metrics::sync_admission`]), the rate limits, the replayer, and the
+//!   breaker, cache, Redis links and process ([`Metrics::sync_components`]). A copied
+//!   counter is raised to the component's total, so it stays monotonic.
+//! - **Gauges set when scraped** by the admin endpoint (breaker state, cache entries,
+//!   watermark age, journal backlog, waiting room).
 //!
 //! Every series of the counters exists from the start (at zero), so dashboards and alerts see
-//! them before the first event. Gauges are set when `/metrics` is scraped.
+//! them before the first event.
+
+mod admission;
+mod components;
+mod copied;
+mod process;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -43,17 +32,16 @@ use std::sync::atomic::Ordering;
 
 use shouhu_code::Colour;
 use shouhu_fallback::journal::replayer::ReplayCounters;
+pub use shouhu_fallback::redis_link::LATENCY_BUCKETS;
 
-use crate::admission::{AdmissionSnapshot, Priority, ShedReason};
+use self::admission::AdmissionSeries;
+use self::components::ComponentSeries;
+pub use self::components::{Components, REDIS_CLIENTS};
+use crate::admission::AdmissionSnapshot;
 use crate::breaker::FailureKind;
 use crate::classify::{CLASSES, class_index};
 use crate::service::Ending;
 use shouhu_config::proxy::RouteClass;
-
-/// Request duration buckets, seconds: from a cache hit to a display deadline and beyond.
-const DURATION_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
 
 /// Session refusal reasons, the labels of `shouhu_auth_refusals_total`.
 pub const AUTH_REASONS: &[&str] = &["missing", "invalid", "expired"];
@@ -70,9 +58,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     /// `requests` per class and ending, resolved once: `[class * Ending::count() + ending]`.
     request_series: Vec<IntCounter>,
+    /// `shouhu_request_duration_seconds`, indexed as `request_series`.
     durations: Vec<Histogram>,
     auth_refusals: IntCounterVec,
-    origin_failures: IntCounterVec,
     fallback_codes: IntCounterVec,
     /// `shouhu_breaker_state`.
     pub breaker_state: IntGauge,
@@ -92,26 +80,12 @@ pub struct Metrics {
     pub waiting_room_wait: prometheus::Gauge,
     reloads: IntCounterVec,
     admission: AdmissionSeries,
+    components: ComponentSeries,
     replay: [IntCounter; 4],
     /// `shouhu_rate_limit_keys` for ip, subject.
     rate_keys: [IntGauge; 2],
     /// `shouhu_rate_limit_untracked_total` for ip, subject.
     rate_untracked: [IntCounter; 2],
-}
-
-/// Admission's series, resolved once.
-#[derive(Clone, Debug)]
-struct AdmissionSeries {
-    queued: Vec<IntGauge>,
-    admitted: Vec<IntCounter>,
-    /// `[priority * ShedReason::COUNT + reason]`.
-    shed: Vec<IntCounter>,
-    abandoned: Vec<IntCounter>,
-    sojourn_total: prometheus::Counter,
-    sojourn_recent_max: prometheus::Gauge,
-    backoffs: IntCounter,
-    baseline: prometheus::Gauge,
-    latency: prometheus::Gauge,
 }
 
 /// Raises `counter` to `total` (totals kept elsewhere only grow).
@@ -139,10 +113,10 @@ impl Metrics {
         let duration_vec = HistogramVec::new(
             HistogramOpts::new(
                 "shouhu_request_duration_seconds",
-                "Time from the request's arrival to the end of its answer, by class.",
+                "Time from the request's arrival to the end of its answer, by class and outcome.",
             )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &["class"],
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["class", "outcome"],
         )?;
         let auth_refusals = IntCounterVec::new(
             Opts::new(
@@ -194,7 +168,8 @@ impl Metrics {
             ),
             &["result"],
         )?;
-        let admission = AdmissionSeries::register(&registry)?;
+        let admission =
+            AdmissionSeries::register(&registry, origin_in_flight.clone(), origin_limit.clone())?;
         let waiting_room_depth = IntGauge::new(
             "shouhu_waiting_room_depth",
             "People in the waiting room: tickets issued and not yet admitted.",
@@ -259,6 +234,18 @@ impl Metrics {
         registry.register(Box::new(breaker_state.clone()))?;
         registry.register(Box::new(cache_entries.clone()))?;
         registry.register(Box::new(watermark_age.clone()))?;
+        let components = ComponentSeries::register(&registry, &origin_failures)?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "shouhu_build_info",
+                "Always 1; the version of the running proxy is in the label.",
+            ),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         let request_series = CLASSES
             .iter()
@@ -282,7 +269,10 @@ impl Metrics {
         }
         let durations = CLASSES
             .iter()
-            .map(|c| duration_vec.with_label_values(&[c.as_str()]))
+            .flat_map(|class| {
+                Ending::labels()
+                    .map(|ending| duration_vec.with_label_values(&[class.as_str(), ending]))
+            })
             .collect();
         Ok(Self {
             registry,
@@ -290,7 +280,6 @@ impl Metrics {
             request_series,
             durations,
             auth_refusals,
-            origin_failures,
             fallback_codes,
             breaker_state,
             cache_entries,
@@ -300,6 +289,7 @@ impl Metrics {
             journal_backlog,
             reloads,
             admission,
+            components,
             replay,
             waiting_room_depth,
             waiting_room_wait,
@@ -310,34 +300,13 @@ impl Metrics {
 
     /// Copies admission's gauges and totals into the registry.
     pub fn sync_admission(&self, snap: &AdmissionSnapshot) {
-        let a = &self.admission;
-        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        self.origin_limit.set(gauge(snap.limit));
-        self.origin_in_flight.set(gauge(snap.in_flight));
-        for p in Priority::ALL {
-            let i = p.index();
-            a.queued[i].set(gauge(snap.queued[i]));
-            raise(&a.admitted[i], snap.admitted[i]);
-            raise(&a.abandoned[i], snap.abandoned[i]);
-            for r in ShedReason::ALL {
-                raise(
-                    &a.shed[i * ShedReason::COUNT + r.index()],
-                    snap.shed[i][r.index()],
-                );
-            }
-        }
-        let sojourn = snap.sojourn_total.as_secs_f64();
-        let counted = a.sojourn_total.get();
-        if sojourn > counted {
-            a.sojourn_total.inc_by(sojourn - counted);
-        }
-        a.sojourn_recent_max
-            .set(snap.sojourn_recent_max.as_secs_f64());
-        raise(&a.backoffs, snap.backoffs);
-        a.baseline
-            .set(snap.baseline.map_or(-1.0, |d| d.as_secs_f64()));
-        a.latency
-            .set(snap.latency.map_or(-1.0, |d| d.as_secs_f64()));
+        self.admission.sync(snap);
+    }
+
+    /// Copies what the breaker, the cache, the Redis links and the process counted into the
+    /// registry (call when `/metrics` is scraped).
+    pub fn sync_components(&self, components: &Components<'_>) {
+        self.components.sync(components);
     }
 
     /// Copies the rate limits' key counts into the registry.
@@ -376,7 +345,7 @@ impl Metrics {
         if let Some(counter) = self.request_series.get(series) {
             counter.inc();
         }
-        if let Some(h) = self.durations.get(class_index(class)) {
+        if let Some(h) = self.durations.get(series) {
             h.observe(seconds);
         }
     }
@@ -384,13 +353,6 @@ impl Metrics {
     /// Counts a 401 at the edge; `reason` is one of [`AUTH_REASONS`].
     pub fn auth_refused(&self, reason: &'static str) {
         self.auth_refusals.with_label_values(&[reason]).inc();
-    }
-
-    /// Counts a failed origin call.
-    pub fn origin_failed(&self, kind: FailureKind) {
-        self.origin_failures
-            .with_label_values(&[kind.as_str()])
-            .inc();
     }
 
     /// Counts a fallback code of `colour`.
@@ -423,103 +385,24 @@ impl Metrics {
     }
 }
 
-impl AdmissionSeries {
-    fn register(registry: &Registry) -> Result<Self, MetricsError> {
-        let queued = IntGaugeVec::new(
-            Opts::new(
-                "shouhu_admission_queue_depth",
-                "Requests waiting for a call to the origin, by priority.",
-            ),
-            &["priority"],
-        )?;
-        let admitted = IntCounterVec::new(
-            Opts::new(
-                "shouhu_admission_admitted_total",
-                "Requests given a call to the origin, by priority.",
-            ),
-            &["priority"],
-        )?;
-        let shed = IntCounterVec::new(
-            Opts::new(
-                "shouhu_admission_shed_total",
-                "Requests refused a call to the origin, by priority and reason.",
-            ),
-            &["priority", "reason"],
-        )?;
-        let abandoned = IntCounterVec::new(
-            Opts::new(
-                "shouhu_admission_abandoned_total",
-                "Waiters whose client went away before a call was free, by priority.",
-            ),
-            &["priority"],
-        )?;
-        let sojourn_total = prometheus::Counter::new(
-            "shouhu_admission_sojourn_seconds_total",
-            "Time admitted requests spent queueing for a call, summed.",
-        )?;
-        let sojourn_recent_max = prometheus::Gauge::new(
-            "shouhu_admission_sojourn_recent_max_seconds",
-            "The longest queueing time of an admitted request in the last control window.",
-        )?;
-        let backoffs = IntCounter::new(
-            "shouhu_admission_backoffs_total",
-            "Times the concurrency limit backed off on a timeout, 5xx or failed call.",
-        )?;
-        let latency = prometheus::GaugeVec::new(
-            Opts::new(
-                "shouhu_origin_latency_seconds",
-                "The origin's latency as admission sees it: its unloaded baseline and the \
-                 smoothed recent median; -1 when unknown.",
-            ),
-            &["kind"],
-        )?;
-        registry.register(Box::new(queued.clone()))?;
-        registry.register(Box::new(admitted.clone()))?;
-        registry.register(Box::new(shed.clone()))?;
-        registry.register(Box::new(abandoned.clone()))?;
-        registry.register(Box::new(sojourn_total.clone()))?;
-        registry.register(Box::new(sojourn_recent_max.clone()))?;
-        registry.register(Box::new(backoffs.clone()))?;
-        registry.register(Box::new(latency.clone()))?;
-        let by_priority = |v: &IntCounterVec| {
-            Priority::ALL
-                .iter()
-                .map(|p| v.with_label_values(&[p.as_str()]))
-                .collect::<Vec<_>>()
-        };
-        let baseline = latency.with_label_values(&["baseline"]);
-        let recent = latency.with_label_values(&["recent"]);
-        baseline.set(-1.0);
-        recent.set(-1.0);
-        Ok(Self {
-            queued: Priority::ALL
-                .iter()
-                .map(|p| queued.with_label_values(&[p.as_str()]))
-                .collect(),
-            admitted: by_priority(&admitted),
-            shed: Priority::ALL
-                .iter()
-                .flat_map(|p| {
-                    ShedReason::ALL
-                        .iter()
-                        .map(|r| shed.with_label_values(&[p.as_str(), r.as_str()]))
-                        .collect::<Vec<_>>()
-                })
-                .collect(),
-            abandoned: by_priority(&abandoned),
-            sojourn_total,
-            sojourn_recent_max,
-            backoffs,
-            baseline,
-            latency: recent,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
+    use std::time::Duration;
+
     use super::*;
+    use crate::breaker::{Breaker, BreakerConfig, OriginOutcome};
+    use crate::cache::{CacheLimits, CodeCache};
+
+    /// The value of the first sample line starting with `series `.
+    fn value(text: &str, series: &str) -> f64 {
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+            .parse()
+            .unwrap()
+    }
 
     #[test]
     fn names_follow_the_convention() {
@@ -529,8 +412,31 @@ mod tests {
         for f in families {
             let name = f.name();
             assert!(name.starts_with("shouhu_"), "{name}");
-            let counter = f.get_field_type() == prometheus::proto::MetricType::COUNTER;
+            let kind = f.get_field_type();
+            let counter = kind == prometheus::proto::MetricType::COUNTER;
             assert_eq!(counter, name.ends_with("_total"), "{name}");
+            if kind == prometheus::proto::MetricType::HISTOGRAM {
+                assert!(
+                    name.ends_with("_seconds"),
+                    "{name}: a latency in base units"
+                );
+            }
+            for unit in ["_ms", "_milliseconds", "_micros", "_kb", "_mb", "_minutes"] {
+                assert!(!name.contains(unit), "{name}: not a base unit");
+            }
+        }
+    }
+
+    #[test]
+    fn the_catalog_lists_every_metric() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/METRICS.md");
+        let catalog = std::fs::read_to_string(path).unwrap();
+        for f in Metrics::new().unwrap().registry().gather() {
+            assert!(
+                catalog.contains(&format!("`{}`", f.name())),
+                "{} is not in docs/METRICS.md",
+                f.name()
+            );
         }
     }
 
@@ -541,6 +447,107 @@ mod tests {
         assert_eq!(m.requests_of(RouteClass::Display, "shed").get(), 1);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains(r#"shouhu_requests_total{class="display",outcome="shed"} 1"#));
-        assert!(text.contains("shouhu_request_duration_seconds_bucket"));
+        let bucket =
+            r#"shouhu_request_duration_seconds_bucket{class="display",outcome="shed",le="0.001"}"#;
+        assert_eq!(value(&text, bucket), 1.0);
+        let other = r#"shouhu_request_duration_seconds_count{class="display",outcome="origin"}"#;
+        assert_eq!(value(&text, other), 0.0);
+        assert_eq!(
+            value(
+                &text,
+                &format!(
+                    "shouhu_build_info{{version=\"{}\"}}",
+                    env!("CARGO_PKG_VERSION")
+                )
+            ),
+            1.0
+        );
+    }
+
+    #[tokio::test]
+    async fn components_are_copied_when_scraped() {
+        let m = Metrics::new().unwrap();
+        let breaker = Breaker::new(BreakerConfig::default());
+        let cache = CodeCache::new(CacheLimits {
+            ttl: Duration::from_secs(30),
+            max_stale: Duration::from_secs(300),
+            max_entries: 10,
+            max_bytes: 1 << 20,
+        });
+        let sync = || {
+            m.sync_components(&Components {
+                breaker: &breaker,
+                cache: Some(&cache),
+                store: None,
+                journal: None,
+            });
+            String::from_utf8(m.render()).unwrap()
+        };
+        let text = sync();
+        assert_eq!(
+            value(
+                &text,
+                r#"shouhu_redis_errors_total{client="journal",kind="down"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"shouhu_redis_command_duration_seconds_count{client="snapshot"}"#
+            ),
+            0.0
+        );
+        for _ in 0..5 {
+            breaker.record(OriginOutcome::Failure(FailureKind::Refused));
+        }
+        breaker.record(OriginOutcome::Success);
+        breaker.observe_latency(Duration::from_millis(7));
+        cache.stats().hit();
+        cache.stats().hit();
+        cache.stats().miss();
+        cache.stats().coalesced();
+        let text = sync();
+        assert_eq!(
+            value(&text, r#"shouhu_breaker_transitions_total{to="open"}"#),
+            1.0
+        );
+        assert_eq!(
+            value(&text, r#"shouhu_breaker_transitions_total{to="closed"}"#),
+            0.0
+        );
+        assert_eq!(value(&text, "shouhu_origin_calls_total"), 6.0);
+        assert_eq!(
+            value(&text, r#"shouhu_origin_failures_total{kind="refused"}"#),
+            5.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"shouhu_origin_call_duration_seconds_bucket{le="0.005"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"shouhu_origin_call_duration_seconds_bucket{le="0.01"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"shouhu_origin_call_duration_seconds_bucket{le="+Inf"}"#
+            ),
+            1.0
+        );
+        assert_eq!(value(&text, "shouhu_cache_hits_total"), 2.0);
+        assert_eq!(value(&text, "shouhu_cache_misses_total"), 1.0);
+        assert_eq!(value(&text, "shouhu_cache_coalesced_waits_total"), 1.0);
+        assert!(value(&text, "shouhu_process_max_fds") > 0.0);
+        assert!(value(&text, "shouhu_process_cpus") >= 1.0);
+        // A second scrape with nothing new changes nothing.
+        assert_eq!(value(&sync(), "shouhu_origin_calls_total"), 6.0);
     }
 }

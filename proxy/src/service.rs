@@ -1,8 +1,10 @@
 //! The Pingora `ProxyHttp` implementation: what happens to each request.
 //!
-//! 1. `request_filter` classifies the request by route. The merged trust list is answered
-//!    locally. Unless the path is anonymous, the session token must verify, or the answer is
-//!    401 before any cache, issuer or origin sees the request.
+//! 1. `request_filter` takes the request's `X-Request-Id` (or makes one) and opens the
+//!    request's span, whose `request_id` is on the request's log lines; the id goes to the
+//!    origin and back on every answer. It classifies the request by route. The merged trust
+//!    list is answered locally. Unless the path is anonymous, the session token must verify,
+//!    or the answer is 401 before any cache, issuer or origin sees the request.
 //! 2. `display` is answered by the [`DisplayPath`] (cache, origin, fallback, "unknown") and
 //!    written here; `scan` is verified at the edge with the trust list when the breaker is not
 //!    closed (or always, if configured).
@@ -25,6 +27,7 @@
 mod declare;
 mod display_path;
 mod ending;
+mod request_id;
 mod respond;
 mod scan;
 
@@ -35,16 +38,19 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::http::ResponseHeader;
+use axum::http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType};
 use shouhu_config::proxy::RouteClass;
+use tracing::Instrument as _;
 
 use self::declare::Journalled;
 pub use self::declare::SOURCE_JOURNAL;
 pub use self::display_path::DisplayPath;
 pub use self::ending::Ending;
+pub use self::request_id::REQUEST_ID_HEADER;
 pub use self::respond::SOURCE_HEADER;
 use self::respond::{Local, Refusal};
 pub use self::scan::EdgeTrust;
@@ -181,6 +187,10 @@ pub struct Ctx {
     verified: Option<(shouhu_code::SubjectId, String)>,
     /// `Set-Cookie` of the waiting room for a request it let through.
     room_cookie: Option<String>,
+    /// `X-Request-Id`: the client's or made here; to the origin and back to the client.
+    request_id: HeaderValue,
+    /// The request's span (`request_id`), entered where the request's work may log.
+    span: tracing::Span,
 }
 
 impl Gateway {
@@ -223,6 +233,7 @@ impl Gateway {
         }
         header.insert_header("content-length", wait.body.len().to_string())?;
         header.insert_header(SOURCE_HEADER, SOURCE_PROXY)?;
+        header.insert_header(REQUEST_ID_HEADER, &ctx.request_id)?;
         ctx.answered = wait.status;
         ctx.ending = Some(Ending::WaitingRoom);
         let head_only = session.req_header().method == pingora::http::Method::HEAD;
@@ -287,6 +298,7 @@ impl Gateway {
             &token,
             self.retry_after(),
         )
+        .instrument(ctx.span.clone())
         .await?;
         let ending = match how {
             Journalled::Accepted => Ending::Journalled,
@@ -310,7 +322,7 @@ impl Gateway {
         }
         ctx.ending = Some(ending);
         ctx.answered = answer.status;
-        respond::write(session, answer).await?;
+        respond::write(session, answer, &ctx.request_id).await?;
         Ok(true)
     }
 
@@ -367,6 +379,7 @@ impl Gateway {
                 deadline: Some(ctx.deadline.saturating_sub(ctx.started.elapsed())),
                 may_fetch,
             })
+            .instrument(ctx.span.clone())
             .await;
         if answer.outcome == Outcome::Fallback
             && let Some(colour) = answer.colour
@@ -431,13 +444,22 @@ impl ProxyHttp for Gateway {
             ending: None,
             verified: None,
             room_cookie: None,
+            request_id: HeaderValue::from_static(""),
+            span: tracing::Span::none(),
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         session.set_keepalive(Some(DOWNSTREAM_KEEPALIVE_SECS));
-        let live = self.parts.live.load_full();
         let req = session.req_header();
+        ctx.request_id = request_id::of(req.headers.get(REQUEST_ID_HEADER));
+        // At error level so that the id is on the request's lines whatever level they are
+        // written at; disabled (and nearly free) only when nothing of the proxy is logged.
+        ctx.span = tracing::error_span!(
+            "request",
+            request_id = ctx.request_id.to_str().unwrap_or_default()
+        );
+        let live = self.parts.live.load_full();
         let path = req.uri.path();
         let classified = live.classifier.classify(req.method.as_str(), path);
         ctx.class = classified.class;
@@ -636,6 +658,16 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        upstream_request.insert_header(REQUEST_ID_HEADER, &ctx.request_id)?;
+        Ok(())
+    }
+
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -645,6 +677,7 @@ impl ProxyHttp for Gateway {
         ctx.status = upstream_response.status.as_u16();
         ctx.origin_latency = ctx.call.as_ref().map(Slot::elapsed);
         upstream_response.insert_header(SOURCE_HEADER, SOURCE_ORIGIN)?;
+        upstream_response.insert_header(REQUEST_ID_HEADER, &ctx.request_id)?;
         if let Some(cookie) = ctx.room_cookie.take() {
             upstream_response.append_header("set-cookie", cookie)?;
         }
@@ -730,7 +763,7 @@ impl ProxyHttp for Gateway {
         session.set_keepalive(None);
         let answer = respond::unavailable(self.retry_after()).answer(ctx.json, SOURCE_PROXY);
         ctx.ending = Some(Ending::OriginFailed);
-        match respond::write(session, answer).await {
+        match respond::write(session, answer, &ctx.request_id).await {
             Ok(()) => FailToProxy {
                 error_code: 503,
                 can_reuse_downstream: false,
@@ -756,8 +789,9 @@ impl ProxyHttp for Gateway {
             match failure {
                 Some(kind) => {
                     self.parts.breaker.record(OriginOutcome::Failure(kind));
-                    self.parts.metrics.origin_failed(kind);
-                    tracing::debug!(kind = kind.as_str(), "origin call failed");
+                    ctx.span.in_scope(|| {
+                        tracing::debug!(kind = kind.as_str(), "origin call failed");
+                    });
                     if let Some(call) = call {
                         let outcome = match kind {
                             FailureKind::Timeout => CallOutcome::Timeout,
@@ -765,6 +799,7 @@ impl ProxyHttp for Gateway {
                             FailureKind::Refused | FailureKind::Io => CallOutcome::Failed,
                         };
                         let latency = call.elapsed();
+                        self.parts.breaker.observe_latency(latency);
                         call.record(latency, outcome);
                     }
                 }
@@ -775,6 +810,7 @@ impl ProxyHttp for Gateway {
                     self.parts.breaker.record(OriginOutcome::Success);
                     if let Some(call) = call {
                         let latency = ctx.origin_latency.unwrap_or_else(|| call.elapsed());
+                        self.parts.breaker.observe_latency(latency);
                         call.record(latency, CallOutcome::Ok);
                     }
                 }

@@ -409,3 +409,70 @@ pub async fn wait_for_cache_entries(proxy: &ProxyProc, entries: u64, timeout: Du
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+impl ProxyProc {
+    /// Like [`ProxyProc::start`], with extra environment variables set after `RUST_LOG=warn`
+    /// (so `RUST_LOG` may be replaced).
+    pub fn start_with_env(
+        origin: &str,
+        redis: Option<&str>,
+        config: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let stdout_path = dir.path().join("stdout.txt");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shouhu"));
+        cmd.arg("proxy")
+            .args(["--origin", origin])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("stderr.txt")).unwrap(),
+            ));
+        if let Some(redis) = redis {
+            cmd.args(["--redis", redis]);
+        }
+        if let Some(text) = config {
+            let path = dir.path().join("proxy.toml");
+            std::fs::write(&path, text).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let process = ChildProcess::spawn("shouhu proxy", cmd).unwrap();
+        let Some((base, admin)) = listening(&stdout_path, START) else {
+            panic!("shouhu proxy printed no listening line within {START:?}");
+        };
+        Self {
+            process,
+            base,
+            admin,
+            dir,
+        }
+    }
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed, e.g.
+/// `shouhu_cache_hits_total` or `shouhu_requests_total{class="display",outcome="origin"}`) in a
+/// Prometheus text exposition, if present.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `GET url` as text (a `/metrics` of any process).
+pub async fn scrape(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::admission::{Admission, CallOutcome, Priority};
 use crate::breaker::{Admit, Breaker, BreakerState, FailureKind, OriginOutcome};
 use crate::cache::{CodeCache, Entry};
+use crate::log_throttle::LogThrottle;
 use crate::origin_client::{OriginAnswer, OriginClient};
 
 /// How one fetch ended.
@@ -98,7 +99,10 @@ impl Flights {
         plan: FetchPlan,
         deadline: Instant,
     ) -> Result<Landed, NoAnswer> {
-        let mut slot = self.join_or_start(subject, token, plan)?;
+        let (mut slot, joined) = self.join_or_start(subject, token, plan)?;
+        if joined {
+            self.cache.stats().coalesced();
+        }
         let waited = tokio::time::timeout_at(deadline, slot.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(landed)) => match landed.as_ref() {
@@ -130,15 +134,16 @@ impl Flights {
         self.len() == 0
     }
 
+    /// The subject's fetch in flight (and `true`: joined), or a new one (`false`).
     fn join_or_start(
         self: &Arc<Self>,
         subject: SubjectId,
         token: &str,
         plan: FetchPlan,
-    ) -> Result<Slot, NoAnswer> {
+    ) -> Result<(Slot, bool), NoAnswer> {
         let mut map = self.lock();
         if let Some(slot) = map.get(&subject) {
-            return Ok(slot.clone());
+            return Ok((slot.clone(), true));
         }
         // Nobody queues for an origin the breaker has given up on.
         if self.breaker.state() == BreakerState::Open {
@@ -159,7 +164,7 @@ impl Flights {
             let landed = this.admitted_run(subject, &token, plan, epoch).await;
             let _ = tx.send(Some(landed));
         });
-        Ok(rx)
+        Ok((rx, false))
     }
 
     /// Waits for a call from admission, then asks the breaker, then the origin.
@@ -180,13 +185,15 @@ impl Flights {
         };
         let started = Instant::now();
         let landed = self.run(subject, token, timeout, epoch).await;
+        let latency = started.elapsed();
+        self.breaker.observe_latency(latency);
         let outcome = match &landed {
             Landed::Code(_) | Landed::Denied(..) => CallOutcome::Ok,
             Landed::Failed(FailureKind::Timeout) => CallOutcome::Timeout,
             Landed::Failed(FailureKind::Status5xx) => CallOutcome::Error,
             Landed::Failed(_) | Landed::Shed => CallOutcome::Failed,
         };
-        call.record(started.elapsed(), outcome);
+        call.record(latency, outcome);
         landed
     }
 
@@ -239,7 +246,13 @@ impl Drop for Done<'_> {
 fn names(view: &shouhu_code::CodeView, subject: &SubjectId) -> bool {
     let ok = shouhu_code::peek_claims(&view.code).is_ok_and(|c| c.subject == *subject);
     if !ok {
-        tracing::warn!("origin returned a code that is not the requester's; not served");
+        static MIXED_UP: LogThrottle = LogThrottle::every_default();
+        if let Some(suppressed) = MIXED_UP.admit() {
+            tracing::warn!(
+                suppressed,
+                "origin returned a code that is not the requester's; not served"
+            );
+        }
     }
     ok
 }

@@ -13,6 +13,7 @@ use shouhu_code::time::{format_rfc3339, now};
 use shouhu_fallback::journal::{Declaration, Journal, JournalError, idempotency_key};
 
 use super::respond::{JSON, Local, NO_STORE};
+use crate::log_throttle::LogThrottle;
 
 /// `X-Shouhu-Source` of a journalled declaration.
 pub const SOURCE_JOURNAL: &str = "journal";
@@ -100,7 +101,15 @@ pub async fn journal(
             Journalled::Refused,
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "journal unavailable: declaration refused with 503");
+            // Per request while Redis is down: counted as `shed`, logged once in a while.
+            static UNAVAILABLE: LogThrottle = LogThrottle::every_default();
+            if let Some(suppressed) = UNAVAILABLE.admit() {
+                tracing::warn!(
+                    error = %e,
+                    suppressed,
+                    "journal unavailable: declaration refused with 503"
+                );
+            }
             (
                 error(
                     503,

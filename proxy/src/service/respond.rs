@@ -4,10 +4,12 @@
 //! `response_filter` does not run for these (Pingora by design), so the common headers are
 //! added here.
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use super::request_id::REQUEST_ID_HEADER;
 use crate::identity::AuthError;
 
 /// `X-Shouhu-Source`.
@@ -36,12 +38,20 @@ pub struct Local {
     pub retry_after: Option<u32>,
 }
 
-/// Writes `answer` as the whole response.
+/// Writes `answer` as the whole response, with the request's `X-Request-Id`.
 ///
 /// # Errors
 /// The client is gone or the headers are invalid (they are not: all are fixed strings).
-pub async fn write(session: &mut Session, answer: Local) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(answer.status, Some(6))?;
+pub async fn write(
+    session: &mut Session,
+    answer: Local,
+    request_id: &HeaderValue,
+) -> pingora::Result<()> {
+    let mut header = ResponseHeader::build(answer.status, Some(7))?;
+    // Empty only when the request never reached `request_filter`.
+    if !request_id.is_empty() {
+        header.insert_header(REQUEST_ID_HEADER, request_id)?;
+    }
     header.insert_header("content-type", answer.content_type)?;
     header.insert_header("content-length", answer.body.len().to_string())?;
     header.insert_header("cache-control", answer.cache_control)?;
