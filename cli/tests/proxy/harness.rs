@@ -46,37 +46,7 @@ impl ProxyProc {
     /// Starts `shouhu proxy --origin URL [--redis URL]` with a fresh data dir, an optional
     /// config file body and extra flags.
     pub fn start(origin: &str, redis: Option<&str>, config: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stdout_path = dir.path().join("stdout.txt");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shouhu"));
-        cmd.arg("proxy")
-            .args(["--origin", origin])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::from(std::fs::File::create(&stdout_path).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("stderr.txt")).unwrap(),
-            ));
-        if let Some(redis) = redis {
-            cmd.args(["--redis", redis]);
-        }
-        if let Some(text) = config {
-            let path = dir.path().join("proxy.toml");
-            std::fs::write(&path, text).unwrap();
-            cmd.arg("--config").arg(path);
-        }
-        let process = ChildProcess::spawn("shouhu proxy", cmd).unwrap();
-        let Some((base, admin)) = listening(&stdout_path, START) else {
-            panic!("shouhu proxy printed no listening line within {START:?}");
-        };
-        Self {
-            process,
-            base,
-            admin,
-            dir,
-        }
+        Self::start_with_env(origin, redis, config, &[])
     }
 
     /// What the proxy logged so far.
