@@ -26,6 +26,11 @@ open_for = "1s"
 
 [journal]
 replay_rate = 200
+
+# The test's app retries every 50 ms while the breaker learns the origin is down; a person's
+# rate limit would (rightly) refuse that with 429.
+[rate_limit]
+per_subject = "off"
 "#;
 const PEOPLE: u32 = 3;
 /// Declarations per person during the outage.

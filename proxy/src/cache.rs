@@ -354,12 +354,14 @@ impl CodeCache {
     }
 }
 
-/// Whether a cached code may stand against a feed change: it must be at least as new and at
-/// least as strict, so a cached green never outlives a newer red. "At least as new" rather than
-/// "newer": the origin publishes every code it issues with the code's own as-of second, and a
-/// strict comparison would evict each code as soon as its own feed entry arrived.
+/// Whether a cached code may stand against a feed change: it must be newer, or as new and at
+/// least as strict (the order the snapshot itself keeps), so a cached green never outlives a
+/// newer red. An older change says nothing the cached code did not know: a follower running
+/// behind must not drop, or refuse to cache, a green the origin issued after the red it is
+/// still reading about. Equal seconds are common: the origin publishes every code it issues
+/// with the code's own as-of second.
 fn supersedes(cached: &Known, change: &Known) -> bool {
-    cached.as_of >= change.as_of && cached.colour.strictness() >= change.colour.strictness()
+    (cached.as_of, cached.colour.strictness()) >= (change.as_of, change.colour.strictness())
 }
 
 #[cfg(test)]
@@ -446,6 +448,27 @@ mod tests {
             Instant::now(),
         ));
         assert!(cache.insert(s, newer, cache.epoch()));
+    }
+
+    #[test]
+    fn an_older_stricter_change_read_late_keeps_a_newer_green_but_one_as_new_drops_it() {
+        let cache = CodeCache::new(limits());
+        let s = SubjectId([3; 16]);
+        let green = |as_of| {
+            Arc::new(Entry::new(
+                view(Colour::Green, as_of, NOW + 600),
+                Instant::now(),
+            ))
+        };
+        // The follower, running behind, reads a red the origin has since cleared.
+        cache.apply(&change(s, Colour::Red, NOW - 10));
+        assert!(cache.insert(s, green(NOW), cache.epoch()));
+        cache.apply(&change(s, Colour::Yellow, NOW - 5));
+        assert!(cache.get(&s).is_some());
+        // A red of the same second as the green wins.
+        cache.apply(&change(s, Colour::Red, NOW));
+        assert!(cache.get(&s).is_none());
+        assert!(!cache.insert(s, green(NOW), cache.epoch()));
     }
 
     #[test]
