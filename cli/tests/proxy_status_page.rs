@@ -36,27 +36,14 @@ async fn chromium(args: &[&str]) -> String {
     let program = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(&program);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--no-proxy-server",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--window-size=1280,900",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()))
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    cmd.args(proxy_harness::CHROMIUM_FLAGS)
+        .arg("--window-size=1280,900")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!("cannot start {program} ({e}); install it: apt-get install chromium")
     });

@@ -446,3 +446,20 @@ pub async fn scrape(url: &str) -> String {
         .await
         .unwrap()
 }
+
+/// Headless Chromium for the page tests: no sandbox (root), no network beyond loopback, no
+/// first-run or background work. Add `--user-data-dir`, a window size and the page.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+];

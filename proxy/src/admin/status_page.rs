@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use shouhu_code::page::escape_html;
 
 use super::AdminState;
 
@@ -228,23 +229,8 @@ fn name_of(label: &str) -> Option<(&'static str, &'static str)> {
 fn bilingual(label: &str) -> String {
     match name_of(label) {
         Some((zh, en)) => format!("{zh} <span class=\"en\">{en}</span>"),
-        None => escape(label),
+        None => escape_html(label),
     }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn millis(seconds: Option<f64>) -> String {
@@ -303,7 +289,7 @@ fn render(p: &Picture, now: u64) -> String {
         page,
         "</main><footer>生成于 generated at <time id=\"generated\" data-unix=\"{now}\">{}\
          </time> · 计数为自启动以来 counts are since the proxy started</footer></body></html>",
-        escape(&shouhu_code::time::format_rfc3339(now)),
+        escape_html(&shouhu_code::time::format_rfc3339(now)),
     );
     page
 }
@@ -345,7 +331,7 @@ fn origin_section(page: &mut String, p: &Picture) {
         &format!(
             "{} <span class=\"en\">{}</span>",
             p.origin_limit,
-            escape(p.origin_limit_phase)
+            escape_html(p.origin_limit_phase)
         ),
     );
     figure(
@@ -390,7 +376,7 @@ fn origin_section(page: &mut String, p: &Picture) {
             let _ = write!(
                 page,
                 "<tr data-kind=\"{}\"><th>{}</th><td class=\"n\">{n}</td></tr>",
-                escape(kind),
+                escape_html(kind),
                 bilingual(kind)
             );
         }
@@ -466,7 +452,7 @@ fn fallback_section(page: &mut String, p: &Picture) {
             let _ = write!(
                 page,
                 "<tr data-colour=\"{}\"><th>{}</th><td class=\"n\">{n}</td></tr>",
-                escape(colour),
+                escape_html(colour),
                 bilingual(colour)
             );
         }
@@ -496,7 +482,7 @@ fn traffic_section(page: &mut String, p: &Picture) {
             "<table data-class=\"{c}\" style=\"margin-bottom:10px\"><tr><th colspan=\"2\">{}</th>\
              <td class=\"n\" data-total>{total}</td><td style=\"width:40%\"></td></tr>",
             bilingual(class),
-            c = escape(class),
+            c = escape_html(class),
         );
         let mut rows: Vec<(&String, &u64)> = outcomes.iter().collect();
         rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
@@ -517,8 +503,8 @@ fn traffic_section(page: &mut String, p: &Picture) {
                  <td class=\"n count\">{n}</td><td><div class=\"bar\" style=\"width:{share:.1}%\">\
                  </div></td></tr>",
                 bilingual(outcome),
-                c = escape(class),
-                o = escape(outcome),
+                c = escape_html(class),
+                o = escape_html(outcome),
             );
         }
         page.push_str("</table>");
