@@ -28,6 +28,7 @@
 pub mod issuer;
 pub mod journal;
 pub mod keyring;
+pub mod log_throttle;
 pub mod policy;
 pub mod redis_link;
 pub mod server;

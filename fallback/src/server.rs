@@ -32,6 +32,7 @@ use shouhu_config::Secret;
 use self::error::ApiError;
 use self::metrics::Metrics;
 use crate::issuer::Issuer;
+use crate::log_throttle::LogThrottle;
 use crate::session::SessionVerifier;
 
 /// The well-known path of the trust list.
@@ -123,7 +124,11 @@ async fn issue_for(s: &AppState, headers: &HeaderMap) -> Result<crate::Issued, A
         .issue(&subject, None, (s.inner.clock)())
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "fallback issue failed");
+            // Counted per request; logged at most once per interval.
+            static ISSUE_FAILED: LogThrottle = LogThrottle::every_default();
+            if let Some(suppressed) = ISSUE_FAILED.admit() {
+                tracing::error!(error = %e, suppressed, "fallback issue failed");
+            }
             s.inner.metrics.refused("issue_failed");
             ApiError::Internal
         })?;

@@ -53,7 +53,10 @@ impl Metrics {
     #[must_use]
     pub fn render(&self, capacity: &CapacityStatus, publisher: &PublisherStatus) -> String {
         let mut out = String::new();
-        out.push_str("# TYPE shouhu_origin_requests_total counter\n");
+        out.push_str(
+            "# HELP shouhu_origin_requests_total Requests answered, by route template and \
+             status class.\n# TYPE shouhu_origin_requests_total counter\n",
+        );
         if let Ok(m) = self.requests.lock() {
             for ((route, class), n) in m.iter() {
                 let _ = writeln!(
@@ -62,59 +65,68 @@ impl Metrics {
                 );
             }
         }
-        let gauge = |out: &mut String, name: &str, kind: &str, v: u64| {
-            let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
-        };
-        let in_service = u64::try_from(capacity.in_service).unwrap_or(u64::MAX);
-        gauge(&mut out, "shouhu_origin_in_service", "gauge", in_service);
-        gauge(
-            &mut out,
-            "shouhu_origin_crashed",
-            "gauge",
-            u64::from(capacity.crashed),
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_crashes_total",
-            "counter",
-            capacity.crashes,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_completed_total",
-            "counter",
-            capacity.completed,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_wasted_total",
-            "counter",
-            capacity.wasted,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_snapshot_published_total",
-            "counter",
-            publisher.published,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_snapshot_failures_total",
-            "counter",
-            publisher.failures,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_snapshot_pending",
-            "gauge",
-            publisher.pending,
-        );
-        gauge(
-            &mut out,
-            "shouhu_origin_snapshot_watermark_seconds",
-            "gauge",
-            publisher.watermark,
-        );
+        let rows: [(&str, &str, &str, u64); 9] = [
+            (
+                "shouhu_origin_in_service",
+                "gauge",
+                "Requests in the capacity model's service now.",
+                u64::try_from(capacity.in_service).unwrap_or(u64::MAX),
+            ),
+            (
+                "shouhu_origin_crashed",
+                "gauge",
+                "1 while the capacity model has crashed and refuses connections.",
+                u64::from(capacity.crashed),
+            ),
+            (
+                "shouhu_origin_crashes_total",
+                "counter",
+                "Crashes of the capacity model under sustained overload.",
+                capacity.crashes,
+            ),
+            (
+                "shouhu_origin_completed_total",
+                "counter",
+                "Requests the capacity model completed.",
+                capacity.completed,
+            ),
+            (
+                "shouhu_origin_wasted_total",
+                "counter",
+                "Requests completed after their client had gone.",
+                capacity.wasted,
+            ),
+            (
+                "shouhu_origin_snapshot_published_total",
+                "counter",
+                "Records published to the Redis snapshot.",
+                publisher.published,
+            ),
+            (
+                "shouhu_origin_snapshot_failures_total",
+                "counter",
+                "Snapshot publishing attempts that failed (retried).",
+                publisher.failures,
+            ),
+            (
+                "shouhu_origin_snapshot_pending",
+                "gauge",
+                "Changes waiting to be published to the snapshot.",
+                publisher.pending,
+            ),
+            (
+                "shouhu_origin_snapshot_watermark_seconds",
+                "gauge",
+                "The snapshot's watermark: complete up to this Unix time.",
+                publisher.watermark,
+            ),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
         out
     }
 }

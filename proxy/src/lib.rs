@@ -23,8 +23,8 @@
 //!   everything else passed through under the breaker, every failure answered fast.
 //! - [`metrics`]: the one Prometheus registry and its pre-resolved handles.
 //! - [`admin`]: the loopback admin listener: `/metrics`, `/healthz`, `/readyz`, `/status`.
-//! - [`log_throttle`]: at most one log line per interval for events that can happen on
-//!   every request.
+//! - [`log_throttle`] (from shouhu-fallback, which the issuer shares): at most one log line
+//!   per interval for events that can happen on every request.
 //! - [`server`]: start-up (keys, trust list, session key, Redis), the Pingora server and its
 //!   `ServerConf`, and the admin runtime; what `shouhu proxy` runs.
 
@@ -39,7 +39,7 @@ pub mod breaker;
 pub mod cache;
 pub mod display;
 pub mod identity;
-pub mod log_throttle;
+pub use shouhu_fallback::log_throttle;
 pub mod origin_client;
 pub mod outcome;
 pub mod ratelimit;

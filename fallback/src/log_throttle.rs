@@ -3,7 +3,7 @@
 //! the metrics, and the log says once in a while that they go on, and how often.
 //!
 //! ```
-//! use shouhu_proxy::log_throttle::LogThrottle;
+//! use shouhu_fallback::log_throttle::LogThrottle;
 //!
 //! static ISSUER_FAILED: LogThrottle = LogThrottle::every_default();
 //! if let Some(suppressed) = ISSUER_FAILED.admit() {
