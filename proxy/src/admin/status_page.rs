@@ -367,22 +367,35 @@ fn origin_section(page: &mut String, p: &Picture) {
         &millis(p.origin_baseline_seconds),
     );
     page.push_str("</dl>");
-    if !p.origin_failures.is_empty() {
-        page.push_str(
-            "<h2 style=\"margin-top:10px\">源站失败 <span class=\"en\">origin failures</span>\
-             </h2><table>",
-        );
-        for (kind, n) in &p.origin_failures {
-            let _ = write!(
-                page,
-                "<tr data-kind=\"{}\"><th>{}</th><td class=\"n\">{n}</td></tr>",
-                escape_html(kind),
-                bilingual(kind)
-            );
-        }
-        page.push_str("</table>");
-    }
+    counts(
+        page,
+        "源站失败",
+        "origin failures",
+        "kind",
+        &p.origin_failures,
+    );
     page.push_str("</section>");
+}
+
+/// A small titled table of counts by label, when there are any; `attr` names the `data-`
+/// attribute that carries each label.
+fn counts(page: &mut String, zh: &str, en: &str, attr: &str, rows: &Series) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = write!(
+        page,
+        "<h2 style=\"margin-top:10px\">{zh} <span class=\"en\">{en}</span></h2><table>"
+    );
+    for (label, n) in rows {
+        let _ = write!(
+            page,
+            "<tr data-{attr}=\"{}\"><th>{}</th><td class=\"n\">{n}</td></tr>",
+            escape_html(label),
+            bilingual(label)
+        );
+    }
+    page.push_str("</table>");
 }
 
 fn fallback_section(page: &mut String, p: &Picture) {
@@ -443,21 +456,13 @@ fn fallback_section(page: &mut String, p: &Picture) {
         &p.trust_keys.to_string(),
     );
     page.push_str("</dl>");
-    if !p.fallback_codes.is_empty() {
-        page.push_str(
-            "<h2 style=\"margin-top:10px\">后备签发 <span class=\"en\">fallback codes</span>\
-             </h2><table>",
-        );
-        for (colour, n) in &p.fallback_codes {
-            let _ = write!(
-                page,
-                "<tr data-colour=\"{}\"><th>{}</th><td class=\"n\">{n}</td></tr>",
-                escape_html(colour),
-                bilingual(colour)
-            );
-        }
-        page.push_str("</table>");
-    }
+    counts(
+        page,
+        "后备签发",
+        "fallback codes",
+        "colour",
+        &p.fallback_codes,
+    );
     page.push_str("</section>");
 }
 
