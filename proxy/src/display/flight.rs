@@ -157,11 +157,14 @@ impl Flights {
         let epoch = self.cache.epoch();
         tokio::spawn(async move {
             // Removes the slot however the task ends, so a panic cannot wedge the subject.
-            let _done = Done {
+            let done = Done {
                 flights: &this,
                 subject,
             };
             let landed = this.admitted_run(subject, &token, plan, epoch).await;
+            // Out of the map before the answer is out: a request that comes after it must
+            // start a fetch of its own, not join one that has already ended.
+            drop(done);
             let _ = tx.send(Some(landed));
         });
         Ok((rx, false))
