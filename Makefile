@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo deps test-deps
+.PHONY: test demo bench deps test-deps bench-deps
 
 deps:
 	@scripts/ensure-deps.sh
 
 test-deps:
 	@scripts/ensure-deps.sh test
+
+bench-deps:
+	@scripts/ensure-deps.sh bench
 
 test: test-deps
 	$(CARGO) fmt --all --check
@@ -18,3 +21,9 @@ test: test-deps
 demo: deps
 	$(CARGO) build --locked -p shouhu
 	scripts/demo.sh target/debug/shouhu
+
+# The surge benchmark (loadtests/README.md): the standard scenario against the origin
+# directly, nginx and shouhu; prints the summary table, writes target/bench/standard-*/.
+bench: bench-deps
+	$(CARGO) build --release --locked -p shouhu -p shouhu-loadtest
+	target/release/shouhu-loadtest run --scenario loadtests/scenarios/standard.toml $(BENCH_ARGS)

@@ -2,8 +2,10 @@
 # Installs what a fresh Debian machine lacks for building and testing shouhu, or says what to
 # install. cmake builds Pingora's C dependencies (zlib-ng); redis-server runs in the demo and
 # the tests. With the argument `test`, also what only the tests use: chromium (headless, for
-# the waiting room's page).
-# Usage: scripts/ensure-deps.sh [test]
+# the status and waiting-room pages), prometheus (promtool), nginx and fonts-dejavu-core (the
+# load test's nginx variant and its plots). With `bench`, what `make bench` uses: nginx and
+# fonts-dejavu-core.
+# Usage: scripts/ensure-deps.sh [test|bench]
 set -euo pipefail
 
 need=()
@@ -13,6 +15,10 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 if [ "${1:-}" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
+fi
+if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -93,6 +93,12 @@ impl Recorder {
         self.lag.saturating_record(micros(timing.lag()));
     }
 
+    /// Records only the schedule lag of an attempt whose latency is kept elsewhere (requests
+    /// other than code displays).
+    pub fn record_lag(&mut self, timing: Timing) {
+        self.lag.saturating_record(micros(timing.lag()));
+    }
+
     /// Adds another recorder's values (from another worker or phase).
     ///
     /// # Errors
@@ -110,10 +116,11 @@ impl Recorder {
         self.latency.get(outcome.index()).map_or(0, Histogram::len)
     }
 
-    /// How many attempts in all.
+    /// How many attempts were recorded with an outcome (those recorded with
+    /// [`Recorder::record_lag`] only are not counted).
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.lag.len()
+        self.latency.iter().map(Histogram::len).sum()
     }
 
     /// The latency at quantile `q` (0..=1) of `outcome`, or `None` without samples.

@@ -180,8 +180,10 @@ impl Oracle {
         if claims.subject != *subject {
             return Verdict::wrong(Wrong::OtherSubject);
         }
+        // `unknown` sends the person to a manual check whatever their colour: it lets no one
+        // through, so it is never greener than the truth.
         let floor = self.least_strict_allowed(truth, now);
-        if claims.colour.strictness() < floor.strictness() {
+        if claims.colour != Colour::Unknown && claims.colour.strictness() < floor.strictness() {
             return Verdict::wrong(Wrong::Greener {
                 got: claims.colour,
                 truth: floor,
@@ -422,12 +424,14 @@ mod tests {
                 truth: Colour::Red
             })
         );
-        // Unknown is greener than yellow (strictness green < unknown < yellow < red).
+        // `unknown` sends a yellow or red person to a manual check: not a lie.
         let unknown = fallback_code(Colour::Unknown);
-        assert_eq!(
-            judge(&ok("unknown", &unknown), Colour::Yellow).outcome,
-            Outcome::Wrong
-        );
+        for truth in [Colour::Yellow, Colour::Red] {
+            assert_eq!(
+                judge(&ok("unknown", &unknown), truth).outcome,
+                Outcome::Unknown
+            );
+        }
         // Stricter than the truth is safe, not a lie.
         let red = origin_code(Colour::Red, 0);
         assert_eq!(

@@ -3,7 +3,8 @@
 //! (overload.md §9.7, issue 7).
 
 /// How one attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     /// A valid code of the origin, at most the fresh age old.
     Fresh,

@@ -28,7 +28,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shouhu_code::Colour;
 use shouhu_config::{ConfigError, ConfigErrors, Duration};
 
@@ -63,9 +63,22 @@ pub struct Phase {
     /// Changes to the origin at the start of the phase.
     #[serde(default)]
     pub origin: OriginChange,
+    /// What happens to the snapshot's Redis at the start of the phase.
+    #[serde(default)]
+    pub redis: Option<RedisAction>,
     /// Colour changes during the phase.
     #[serde(default)]
     pub colours: Vec<ColourChange>,
+}
+
+/// A change to the snapshot's Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisAction {
+    /// Kill it (SIGKILL): the snapshot, the journal and the fallback lose their store.
+    Kill,
+    /// Start it again on the same port (empty: it keeps nothing on disk).
+    Restart,
 }
 
 /// What to tell the origin's admin API at the start of a phase; absent fields stay as they are.
@@ -84,7 +97,7 @@ pub struct OriginChange {
 }
 
 /// The origin's fault modes (`origin/src/fault.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultMode {
     /// Normal service.
@@ -100,28 +113,38 @@ pub enum FaultMode {
 }
 
 /// A subset of the origin's capacity parameters, named as its admin API names them.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityChange {
     /// Whether requests go through the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Base service time, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_time_ms: Option<f64>,
     /// Contention.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma: Option<f64>,
     /// Coherency: x4 moves the knee from n ~ 10 to n ~ 5.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kappa: Option<f64>,
     /// Log-normal noise of service times.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub noise: Option<f64>,
     /// Overload threshold (requests in service).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub crash_in_flight: Option<u32>,
     /// Overload for this long crashes, milliseconds; 0 = never.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub crash_after_ms: Option<u64>,
     /// Down for this long after a crash, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_after_ms: Option<u64>,
     /// Service time multiplier while cold.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cold_factor: Option<f64>,
     /// Cold for this long after a restart, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cold_for_ms: Option<u64>,
 }
 
@@ -271,6 +294,16 @@ impl Scenario {
                 if !(c.share > 0.0 && c.share <= 1.0) {
                     bad(at("share"), format!("must be in (0, 1] (got {})", c.share));
                 }
+                if !matches!(c.colour, Colour::Red | Colour::Yellow) {
+                    bad(
+                        at("colour"),
+                        format!(
+                            "must be \"red\" or \"yellow\": a fact that makes the colour \
+                             stricter (got {:?})",
+                            c.colour
+                        ),
+                    );
+                }
             }
         }
     }
@@ -329,14 +362,26 @@ load = 2
             }
         }
         names.sort();
-        assert_eq!(names, ["smoke", "standard"]);
+        assert_eq!(
+            names,
+            [
+                "crash",
+                "outage-colours",
+                "ramp",
+                "redis-killed",
+                "smoke",
+                "standard",
+                "surge"
+            ]
+        );
     }
 
     #[test]
     fn example_scenarios_have_the_promised_shape() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
         let standard = Scenario::load(&dir.join("standard.toml")).unwrap();
-        assert!(standard.duration() < std::time::Duration::from_secs(600));
+        // Three variants of it in `make bench` take under 10 minutes.
+        assert!(standard.duration() <= std::time::Duration::from_secs(150));
         let loads: Vec<f64> = standard.phases.iter().map(|p| p.load).collect();
         assert!(loads.contains(&3.0) && loads.contains(&10.0));
         assert!(
