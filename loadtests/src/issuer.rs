@@ -11,7 +11,6 @@
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -72,7 +71,7 @@ impl IssuerProc {
 
         let stdout = dir.join("issuer.out");
         let stderr = dir.join("issuer.err");
-        let mut command = Command::new(shouhu);
+        let mut command = crate::stack::niced(shouhu);
         command
             .arg("issuer")
             .arg("--config")

@@ -353,7 +353,7 @@ impl NginxProc {
         let conf = prepare(prefix, p)?;
         check(&nginx, prefix, &conf)?;
         let stderr = prefix.join(STDERR_LOG);
-        let mut command = Command::new(&nginx);
+        let mut command = crate::stack::niced(&nginx);
         command
             .args(prefix_args(prefix, &conf))
             .args(["-g", "daemon off;"])

@@ -296,12 +296,23 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     if opts.population == 0 {
         bail!("--population must be at least 1");
     }
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    // Before the runtime starts its threads: they inherit the generator's CPUs.
+    if !stack::pin_generator() && opts.progress {
+        eprintln!(
+            "shouhu-loadtest: the generator shares its CPUs with the servers (one CPU, or no \
+             taskset): its schedule lag may make runs invalid"
+        );
+    }
+    let (_, fd_warning) = stack::raise_fd_limit();
+    if let Some(w) = &fd_warning {
+        eprintln!("shouhu-loadtest: {w}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let work = opts.out.join("work");
     std::fs::create_dir_all(&work)?;
     let http = generator::http_client(Duration::from_secs(10))?;
@@ -688,32 +699,55 @@ fn apply_phase(
     let origin = stack.origin()?;
     let http = &stack.http;
     let change = &phase.origin;
+    let mut calls: Vec<(reqwest::Method, &str, Value)> = Vec::new();
+    if let Some(c) = &change.capacity {
+        calls.push((
+            reqwest::Method::PUT,
+            "/admin/capacity",
+            serde_json::to_value(c)?,
+        ));
+    }
+    if let Some(mode) = change.fault {
+        let mut body = json!({"mode": mode});
+        if let Some(l) = change.latency {
+            body["latency_ms"] = json!(l.get().as_millis() as u64);
+        }
+        calls.push((reqwest::Method::POST, "/admin/fault", body));
+    }
+    if change.crash {
+        calls.push((reqwest::Method::POST, "/admin/crash", Value::Null));
+    }
     rt.block_on(async {
-        if let Some(c) = &change.capacity {
-            origin
-                .admin(
-                    http,
-                    reqwest::Method::PUT,
-                    "/admin/capacity",
-                    &serde_json::to_value(c)?,
-                )
-                .await?;
-        }
-        if let Some(mode) = change.fault {
-            let mut body = json!({"mode": mode});
-            if let Some(l) = change.latency {
-                body["latency_ms"] = json!(l.get().as_millis() as u64);
-            }
-            origin
-                .admin(http, reqwest::Method::POST, "/admin/fault", &body)
-                .await?;
-        }
-        if change.crash {
-            origin
-                .admin(http, reqwest::Method::POST, "/admin/crash", &Value::Null)
-                .await?;
+        for (method, path, body) in calls {
+            admin_with_retries(origin, http, method, path, &body).await?;
         }
         anyhow::Ok(())
     })
     .with_context(|| format!("phase {:?}: changing the origin", phase.name))
+}
+
+/// An admin call to an origin that may be drowning in connections: up to 10 tries a second
+/// apart, each given 2 s.
+async fn admin_with_retries(
+    origin: &Origin,
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let mut last = None;
+    for _ in 0..10 {
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            origin.admin(http, method.clone(), path, body),
+        )
+        .await
+        {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(anyhow::anyhow!("{method} {path}: no answer within 2 s")),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("{method} {path} failed")))
 }

@@ -54,8 +54,92 @@ pub fn find_shouhu(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Reads `key=value` words (and bare words) of the first line starting with `listening `.
-fn listening_line(path: &Path, timeout: Duration) -> Option<Vec<String>> {
+/// Niceness of every process the benchmark starts, so that the generator is not kept waiting
+/// by them where they share a CPU; the same for every variant.
+pub const SERVER_NICENESS: &str = "10";
+
+/// Which CPUs the generator and the servers run on (overload.md §9.2 pins them apart: the
+/// generator's lag decides whether a run counts, and on two cores the system under test
+/// would otherwise keep it from sending on time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuLayout {
+    /// `taskset -c` list of the generator.
+    pub generator: String,
+    /// `taskset -c` list of the servers (origin, fronts).
+    pub servers: String,
+}
+
+/// Half the CPUs (at least one) for the generator, the rest for the servers; `None` with a
+/// single CPU or without `taskset`.
+#[must_use]
+pub fn cpu_layout() -> Option<CpuLayout> {
+    static LAYOUT: std::sync::OnceLock<Option<CpuLayout>> = std::sync::OnceLock::new();
+    LAYOUT
+        .get_or_init(|| {
+            let n = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            let has_taskset = Command::new("taskset")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if n < 2 || !has_taskset {
+                return None;
+            }
+            let g = (n / 2).max(1);
+            let list = |a: usize, b: usize| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            };
+            Some(CpuLayout {
+                generator: list(0, g - 1),
+                servers: list(g, n - 1),
+            })
+        })
+        .clone()
+}
+
+/// Pins this process (every thread it has and will start) to the generator's CPUs; false
+/// when there is no layout or `taskset` failed.
+#[must_use]
+pub fn pin_generator() -> bool {
+    let Some(layout) = cpu_layout() else {
+        return false;
+    };
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", &layout.generator])
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A command that runs `program` on the servers' CPUs at [`SERVER_NICENESS`] (`taskset` and
+/// `nice` exec it: the PID is the program's).
+#[must_use]
+pub fn niced(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = match cpu_layout() {
+        Some(layout) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &layout.servers, "nice"]);
+            c
+        }
+        None => Command::new("nice"),
+    };
+    cmd.args(["-n", SERVER_NICENESS]).arg(program);
+    cmd
+}
+
+/// The words after `listening` on the first line that starts with it, once `process` printed
+/// one; `None` if it exits first or `timeout` passes.
+fn listening_line(
+    process: &mut ChildProcess,
+    path: &Path,
+    timeout: Duration,
+) -> Option<Vec<String>> {
     let mut found = None;
     wait_until(timeout, || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -63,7 +147,7 @@ fn listening_line(path: &Path, timeout: Duration) -> Option<Vec<String>> {
             .lines()
             .find(|l| l.starts_with("listening "))
             .map(|l| l.split_whitespace().skip(1).map(str::to_owned).collect());
-        found.is_some()
+        found.is_some() || !process.is_running()
     });
     found
 }
@@ -81,7 +165,7 @@ fn spawn_listening(
         .stderr(Stdio::from(std::fs::File::create(&stderr)?));
     let mut process =
         ChildProcess::spawn(name, cmd).with_context(|| format!("cannot start {name}"))?;
-    let Some(words) = listening_line(&stdout, START) else {
+    let Some(words) = listening_line(&mut process, &stdout, START) else {
         let running = process.is_running();
         let log = std::fs::read_to_string(&stderr).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect();
@@ -120,11 +204,8 @@ impl Origin {
         let config = data.join("origin.toml");
         // The surge benchmark's model (overload.md §9.3): log-normal noise 0.3; the model is
         // switched on by the runner once the population is registered.
-        std::fs::write(
-            &config,
-            "[capacity]\nenabled = false\nnoise = 0.3\n\n[log]\nlevel = \"warn\"\n",
-        )?;
-        let mut cmd = Command::new(shouhu);
+        std::fs::write(&config, "[capacity]\nenabled = false\nnoise = 0.3\n")?;
+        let mut cmd = niced(shouhu);
         cmd.arg("origin")
             .arg("--config")
             .arg(&config)
@@ -508,7 +589,7 @@ impl Proxy {
         std::fs::create_dir_all(&data)?;
         let config = data.join("proxy.toml");
         std::fs::write(&config, PROXY_CONFIG)?;
-        let mut cmd = Command::new(shouhu);
+        let mut cmd = niced(shouhu);
         cmd.arg("proxy")
             .arg("--config")
             .arg(&config)
@@ -533,6 +614,56 @@ impl Proxy {
     pub fn pid(&self) -> Option<u32> {
         self.process.pid()
     }
+}
+
+/// Open files wanted: a hanging origin holds every waiting citizen's connection (3x load
+/// times a 10 s client timeout is 15,000), in the generator and in each server.
+pub const WANTED_FILES: u64 = 1_048_576;
+
+/// Raises this process's open-file limit (inherited by every process it starts) with
+/// util-linux `prlimit`, as overload.md §9.2 asks; returns the limit now in force and a
+/// warning when it is below [`WANTED_FILES`] (raising the hard limit needs root).
+#[must_use]
+pub fn raise_fd_limit() -> (u64, Option<String>) {
+    let me = std::process::id().to_string();
+    let wanted = format!("--nofile={WANTED_FILES}:{WANTED_FILES}");
+    let raised = Command::new("prlimit")
+        .args(["--pid", &me, &wanted])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !raised {
+        // Not root: the soft limit can still go up to the hard one.
+        let _ = Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "prlimit --pid {me} --nofile=$(prlimit --pid {me} --nofile --noheadings \
+                     --output HARD):"
+                ),
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let now = Command::new("prlimit")
+        .args(["--pid", &me, "--nofile", "--noheadings", "--output", "SOFT"])
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    let warning = (now < WANTED_FILES).then(|| {
+        format!(
+            "open-file limit {now} (wanted {WANTED_FILES}; raising the hard limit needs \
+             CAP_SYS_RESOURCE): keep capacity x load x 10 s well below it, or a hanging origin \
+             runs out of descriptors"
+        )
+    });
+    (now, warning)
 }
 
 /// A private Redis for the snapshot (never the machine's own on 6379).
