@@ -240,6 +240,9 @@ pub struct Generated {
     pub seconds: Vec<Second>,
     /// The first WRONG answers, with why.
     pub wrong_examples: Vec<String>,
+    /// How late the dispatcher thread handed attempts to the runtime, p50/p99/max, µs (the
+    /// schedule lag is this plus the wait for a runtime worker).
+    pub dispatch_lag_us: [u64; 3],
 }
 
 /// Live counters for a progress display.
@@ -432,6 +435,7 @@ pub fn run(
         .peekable();
 
     let mut later: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
+    let mut dispatch_lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
         while let Ok(d) = rx.try_recv() {
             if d.at < end {
@@ -465,6 +469,8 @@ pub fn run(
             later.pop().map(|Reverse(d)| d)
         };
         if let Some(due) = due {
+            dispatch_lag
+                .saturating_record(start.elapsed().saturating_sub(due.at).as_micros() as u64);
             let ctx = Arc::clone(&ctx);
             ctx.live.in_flight.fetch_add(1, Ordering::Relaxed);
             runtime.spawn(attempt(ctx, due));
@@ -518,6 +524,11 @@ pub fn run(
             })
             .collect(),
         wrong_examples: tally.wrong,
+        dispatch_lag_us: [
+            dispatch_lag.value_at_quantile(0.5),
+            dispatch_lag.value_at_quantile(0.99),
+            dispatch_lag.max(),
+        ],
     })
 }
 
@@ -627,7 +638,7 @@ async fn attempt(ctx: Arc<Ctx>, due: Due) {
 /// next. It runs on its own thread at the lowest priority so that checking signatures
 /// never delays a send; its queue only delays the bookkeeping.
 fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
-    lower_this_threads_priority();
+    lower_this_threads_priority("19");
     while let Ok(r) = rx.recv() {
         let person = &ctx.people[r.intent.person];
         let (outcome, retry_after, wrong) = match r.intent.class {
@@ -645,9 +656,9 @@ fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
     }
 }
 
-/// `renice` this thread to 19 (Linux threads are tasks with their own id, which
+/// `renice` this thread to `niceness` (Linux threads are tasks with their own id, which
 /// `/proc/thread-self` names); lowering a priority needs no privilege.
-fn lower_this_threads_priority() {
+pub fn lower_this_threads_priority(niceness: &str) {
     let Ok(link) = std::fs::read_link("/proc/thread-self") else {
         return;
     };
@@ -655,7 +666,7 @@ fn lower_this_threads_priority() {
         return;
     };
     let _ = std::process::Command::new("renice")
-        .args(["-n", "19", "-p", &tid])
+        .args(["-n", niceness, "-p", &tid])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();

@@ -128,14 +128,21 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| r.variant == Variant::Shouhu)
         .map(|r| r.wrong())
         .sum();
-    let invalid = bench.runs.iter().filter(|r| !r.valid).count();
+    // Likewise validity: a peer's run may be invalid because the peer makes the generator
+    // work harder (a retry storm against a collapsed origin); that is reported, not fatal.
+    let invalid = bench
+        .runs
+        .iter()
+        .filter(|r| r.variant == Variant::Shouhu && !r.valid)
+        .count();
     if wrong > 0 {
         eprintln!("shouhu-loadtest: shouhu gave {wrong} WRONG answers (must be 0)");
         return Ok(ExitCode::FAILURE);
     }
     if invalid > 0 {
         eprintln!(
-            "shouhu-loadtest: {invalid} run(s) invalid: the generator fell behind its schedule"
+            "shouhu-loadtest: {invalid} shouhu run(s) invalid: the generator fell behind its \
+             schedule"
         );
         return Ok(ExitCode::from(2));
     }

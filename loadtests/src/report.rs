@@ -469,9 +469,9 @@ fn write_markdown(
     writeln!(out, "## Runs\n")?;
     writeln!(
         out,
-        "| variant | round | validity | schedule lag p50 / p99 / max (ms) | front CPU (s) | WRONG |"
+        "| variant | round | validity | schedule lag p50 / p99 / max (ms) | front CPU (s) | generator CPU (s) | WRONG |"
     )?;
-    writeln!(out, "|---|---:|---|---:|---:|---:|")?;
+    writeln!(out, "|---|---:|---|---:|---:|---:|---:|")?;
     for (v, rounds) in &groups {
         for (i, r) in rounds.iter().enumerate() {
             let validity = if r.valid {
@@ -482,9 +482,10 @@ fn write_markdown(
             let [p50, p99, max] = r.lag_us.map(|us| ms(Duration::from_micros(us)));
             writeln!(
                 out,
-                "| {v} | {} | {validity} | {p50} / {p99} / {max} | {:.1} | {} |",
+                "| {v} | {} | {validity} | {p50} / {p99} / {max} | {:.1} | {:.1} | {} |",
                 i + 1,
                 r.front_cpu_seconds,
+                r.generator_cpu_seconds,
                 r.wrong()
             )?;
         }
@@ -836,9 +837,11 @@ pub(crate) mod testing {
             phases,
             seconds,
             origin_samples,
+            dispatch_lag_us: [0; 3],
             lag_us: [50, 200, 900],
             valid: true,
             front_cpu_seconds: 1.5,
+            generator_cpu_seconds: 2.5,
             wrong_examples: Vec::new(),
         }
     }

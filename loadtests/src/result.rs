@@ -244,10 +244,15 @@ pub struct VariantRun {
     pub origin_samples: Vec<OriginSample>,
     /// Schedule lag of the generator, p50/p99/max, microseconds.
     pub lag_us: [u64; 3],
+    /// Of that, the dispatcher thread's own lateness, p50/p99/max, microseconds.
+    pub dispatch_lag_us: [u64; 3],
     /// Whether the generator kept to its schedule (lag p99 within 1 ms).
     pub valid: bool,
     /// CPU seconds the variant's own processes (proxy, nginx, issuer) used during the run.
     pub front_cpu_seconds: f64,
+    /// CPU seconds the generator itself used during the run (overload.md §9.2: it should stay
+    /// below 80 % of its CPU).
+    pub generator_cpu_seconds: f64,
     /// WRONG answers, with why, at most 20 kept.
     pub wrong_examples: Vec<String>,
 }

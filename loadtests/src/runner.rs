@@ -309,8 +309,13 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     if let Some(w) = &fd_warning {
         eprintln!("shouhu-loadtest: {w}");
     }
+    // The dispatcher thread (niceness 0) must wake on time; the runtime's workers run at 5
+    // so that it preempts them at once, and they look at the global queue, where new
+    // attempts arrive, every other task poll rather than every 61st.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(stack::generator_cpus().max(2))
+        .global_queue_interval(2)
+        .on_thread_start(|| generator::lower_this_threads_priority("5"))
         .enable_all()
         .build()?;
     let work = opts.out.join("work");
@@ -448,6 +453,7 @@ fn run_variant(
         &format!("{variant} {}", round + 1),
     );
     let cpu_before = front.cpu_seconds();
+    let own_before = stack::own_cpu_seconds();
     let samples = Arc::new(Mutex::new(Vec::<OriginSample>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
@@ -484,6 +490,7 @@ fn run_variant(
     let _ = runtime.block_on(sampler);
     bar.finish_and_clear();
     let front_cpu_seconds = front.cpu_seconds() - cpu_before;
+    let generator_cpu_seconds = stack::own_cpu_seconds() - own_before;
     drop(front);
     if let Some(RedisAction::Kill) = scenario.phases.iter().rev().find_map(|p| p.redis) {
         stack.redis.restart();
@@ -537,8 +544,10 @@ fn run_variant(
             lag.value_at_quantile(0.99),
             lag.max(),
         ],
+        dispatch_lag_us: generated.dispatch_lag_us,
         valid: all.validity() == crate::measure::Validity::Valid,
         front_cpu_seconds,
+        generator_cpu_seconds,
         wrong_examples: generated.wrong_examples,
     })
 }

@@ -102,6 +102,17 @@ pub fn cpu_layout() -> Option<CpuLayout> {
         .clone()
 }
 
+/// How many CPUs the generator has: its share of the layout, or all of them without one.
+#[must_use]
+pub fn generator_cpus() -> usize {
+    let all = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpu_layout().is_some() {
+        (all / 2).max(1)
+    } else {
+        all
+    }
+}
+
 /// Pins this process (every thread it has and will start) to the generator's CPUs; false
 /// when there is no layout or `taskset` failed.
 #[must_use]
@@ -689,6 +700,12 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     }
     // USER_HZ is 100 on Linux.
     ticks as f64 / 100.0
+}
+
+/// CPU seconds (user + system) this process has used so far, without its children.
+#[must_use]
+pub fn own_cpu_seconds() -> f64 {
+    proc_ticks(std::process::id()) as f64 / 100.0
 }
 
 /// The fields of `/proc/PID/stat` after the command name.
