@@ -33,11 +33,15 @@ fn a_smoke_run_is_valid_and_never_wrong() {
     .unwrap();
     eprintln!("{}", bench.summary);
     let run = &bench.runs[0];
+    eprintln!(
+        "schedule lag p50/p99/max {:?} µs (dispatcher {:?} µs)",
+        run.lag_us, run.dispatch_lag_us
+    );
     assert_eq!(run.wrong(), 0, "WRONG answers: {:?}", run.wrong_examples);
     assert!(
         run.valid,
-        "the generator fell behind: schedule lag p50/p99/max {:?} µs",
-        run.lag_us
+        "the generator fell behind: schedule lag p50/p99/max {:?} µs (its dispatcher {:?} µs)",
+        run.lag_us, run.dispatch_lag_us
     );
     // It measured something: codes were shown in every phase, and the hanging origin's
     // phase was served by the cache and the fallback issuer.
