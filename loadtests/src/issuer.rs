@@ -8,7 +8,6 @@
 //! (Redis connected). On first start the issuer generates its own fallback signing key in
 //! `{dir}/keys`; its trust list ([`IssuerProc::trust_list_url`]) is how a verifier learns it.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use shouhu_config::IssuerConfig;
 use shouhu_testkit::{ChildProcess, free_port, wait_until};
+
+use crate::stack::{create, log_tail};
 
 /// Region in the claims of the issued codes; the reference origin's default.
 const REGION: &str = "370000";
@@ -159,17 +160,6 @@ fn config_text(
     config.server.admin_listen = admin_listen;
     config.validate("issuer.toml")?;
     toml::to_string(&config).context("issuer.toml: serialising")
-}
-
-fn create(path: &Path) -> anyhow::Result<File> {
-    File::create(path).with_context(|| format!("{}: creating", path.display()))
-}
-
-/// The last lines of a log, for an error message.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// `GET /readyz` answers 200. A plain socket: callers may be inside a runtime.

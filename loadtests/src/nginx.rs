@@ -7,7 +7,6 @@
 //! runs `nginx -t`, then nginx in the foreground with everything in a prefix dir, and stops
 //! master and its children when dropped.
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use shouhu_testkit::{ChildProcess, free_port, wait_until};
+
+use crate::stack::{create, log_tail};
 
 /// The template, `loadtests/nginx/healthcode.conf.in`.
 pub const TEMPLATE: &str = include_str!("../nginx/healthcode.conf.in");
@@ -466,17 +467,6 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
 
 fn accepts(addr: SocketAddr) -> bool {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
-}
-
-fn create(path: &Path) -> anyhow::Result<File> {
-    File::create(path).with_context(|| format!("{}: creating", path.display()))
-}
-
-/// The last lines of a log, for an error message.
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 #[cfg(test)]

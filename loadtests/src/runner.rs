@@ -298,6 +298,15 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     }
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    // Absolute: nginx takes paths relative to its prefix.
+    let out = opts
+        .out
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", opts.out.display()))?;
+    let opts = &Options {
+        out,
+        ..opts.clone()
+    };
     // Before the runtime starts its threads: they inherit the generator's CPUs.
     if !stack::pin_generator() && opts.progress {
         eprintln!(

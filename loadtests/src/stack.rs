@@ -163,6 +163,18 @@ fn listening_line(
     found
 }
 
+/// Creates (truncates) a log file, naming it in the error.
+pub(crate) fn create(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::create(path).with_context(|| format!("{}: creating", path.display()))
+}
+
+/// The last 20 lines of a log, for an error message.
+pub(crate) fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// Starts `cmd` with stdout and stderr in `dir/{name}.stdout|.stderr` and waits for its
 /// `listening` line.
 fn spawn_listening(
@@ -172,18 +184,15 @@ fn spawn_listening(
 ) -> anyhow::Result<(ChildProcess, Vec<String>)> {
     let stdout = dir.join(format!("{name}.stdout"));
     let stderr = dir.join(format!("{name}.stderr"));
-    cmd.stdout(Stdio::from(std::fs::File::create(&stdout)?))
-        .stderr(Stdio::from(std::fs::File::create(&stderr)?));
+    cmd.stdout(create(&stdout)?).stderr(create(&stderr)?);
     let mut process =
         ChildProcess::spawn(name, cmd).with_context(|| format!("cannot start {name}"))?;
     let Some(words) = listening_line(&mut process, &stdout, START) else {
         let running = process.is_running();
-        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
         bail!(
             "{name} printed no listening line within {START:?} (running: {running}); its \
              log ends:\n{}",
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            log_tail(&stderr)
         );
     };
     Ok((process, words))

@@ -155,18 +155,7 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// GB 11643: a valid ID number from a region, a birth date and a sequence number.
-pub fn id_number(region: &str, birth: &str, seq: &str) -> String {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let body = format!("{region}{birth}{seq}");
-    let sum: u32 = body
-        .chars()
-        .zip(W)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
-    format!("{body}{check}")
-}
+pub use shouhu_loadtest::stack::id_number;
 
 /// A citizen's calls.
 pub struct Citizen {
