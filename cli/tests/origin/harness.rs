@@ -155,7 +155,10 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-pub use shouhu_loadtest::stack::id_number;
+/// GB 11643: a valid ID number from a region, a birth date and a sequence number.
+pub fn id_number(region: &str, birth: &str, seq: &str) -> String {
+    shouhu_loadtest::stack::id_number(region, birth, seq)
+}
 
 /// A citizen's calls.
 pub struct Citizen {
