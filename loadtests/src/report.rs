@@ -1046,7 +1046,7 @@ mod tests {
             "| capacity C | 500 req/s |",
             "| population | 1000 people |",
             "make bench ROUNDS=1",
-            "| nginx | 1 | INVALID: schedule lag p99 2.5 ms > 1 ms | 0.300 / 2.50 / 9.00 | 1.5 | 3 |",
+            "| nginx | 1 | INVALID: schedule lag p99 2.5 ms > 1 ms | 0.300 / 2.50 / 9.00 | 1.5 | 2.5 | 3 |",
             "subject 17 got the code of subject 18",
             "![latency](latency.png)",
             "### 1. p (0–10 s, load 1 × C)",
