@@ -780,7 +780,7 @@ fn next_step(
     let mut rng = ChaCha8Rng::seed_from_u64(
         ctx.seed ^ intent.id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(intent.attempts),
     );
-    let failed = match outcome {
+    match outcome {
         Ok(o) if o.is_valid_code() => {
             if rng.random_bool(ctx.model.redisplay_probability) {
                 let (lo, hi) = ctx.model.redisplay_after;
@@ -791,9 +791,9 @@ fn next_step(
         }
         Ok(Outcome::Unknown) => return Next::Unknown,
         Ok(Outcome::Wrong) | Err(ClassResult::Ok) => return Next::Done,
-        Ok(_) | Err(_) => true,
-    };
-    debug_assert!(failed);
+        // BUSY, ERROR, TIMEOUT: retry or give up.
+        Ok(_) | Err(_) => {}
+    }
     if intent.attempts >= ctx.model.max_attempts
         || now.saturating_sub(intent.started) >= ctx.model.give_up_after
     {

@@ -330,7 +330,8 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     let work = opts.out.join("work");
     std::fs::create_dir_all(&work)?;
     let http = generator::http_client(Duration::from_secs(10))?;
-    let redis = stack::redis();
+    // A private Redis for the snapshot, never the machine's own on 6379.
+    let redis = RedisServer::start();
     let origin = Origin::start(&opts.shouhu, &work, &redis.url())?;
     let bar = bar(opts.progress, opts.population as u64, "registering");
     let people = runtime.block_on(stack::populate(&http, &origin, opts.population, |n| {

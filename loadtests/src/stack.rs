@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use shouhu_code::{Colour, SubjectId, TrustList};
-use shouhu_testkit::{ChildProcess, RedisServer, wait_until};
+use shouhu_testkit::{ChildProcess, wait_until};
 use tokio::time::Instant;
 
 /// How long a process may take to print its listening line.
@@ -684,12 +684,6 @@ pub fn raise_fd_limit() -> (u64, Option<String>) {
         )
     });
     (now, warning)
-}
-
-/// A private Redis for the snapshot (never the machine's own on 6379).
-#[must_use]
-pub fn redis() -> RedisServer {
-    RedisServer::start()
 }
 
 /// CPU seconds (user + system) used so far by `pid` and its direct children (nginx's
