@@ -1,8 +1,8 @@
 //! The surge benchmark's smoke run: `loadtests/scenarios/smoke.toml` (30 s: warm-up, 3x,
 //! the origin hanging while people turn red, a crash and a cold return) against `shouhu
 //! proxy` in front of the real origin, as `shouhu-loadtest run` does it. It must be valid
-//! (the generator kept to its schedule) and WRONG must be 0: no one got someone else's code,
-//! a forged one, or a colour greener than the truth.
+//! (the generator kept to its schedule; an invalid run is measured once more) and WRONG must
+//! be 0: no one got someone else's code, a forged one, or a colour greener than the truth.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use std::path::Path;
@@ -13,34 +13,47 @@ use shouhu_loadtest::result::Variant;
 use shouhu_loadtest::runner::{Options, bench};
 use shouhu_loadtest::scenario::Scenario;
 
+/// Runs: a run the generator could not keep to its schedule says the machine was busy, not
+/// that shouhu failed, so it is measured once more; WRONG must be 0 in every run.
+const RUNS: usize = 2;
+
 #[test]
 fn a_smoke_run_is_valid_and_never_wrong() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let scenario = Scenario::load(&root.join("loadtests/scenarios/smoke.toml")).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let bench = bench(&Options {
-        scenario,
-        variants: vec![Variant::Shouhu],
-        rounds: 1,
-        population: 500,
-        out: out.path().to_path_buf(),
-        shouhu: env!("CARGO_BIN_EXE_shouhu").into(),
-        mix: Mix::default(),
-        model: UserModel::default(),
-        progress: false,
-        command: "cargo test -p shouhu --test loadtest_smoke".to_owned(),
-    })
-    .unwrap();
-    eprintln!("{}", bench.summary);
+    let mut attempt = 0;
+    let (bench, _out) = loop {
+        attempt += 1;
+        let out = tempfile::tempdir().unwrap();
+        let bench = bench(&Options {
+            scenario: scenario.clone(),
+            variants: vec![Variant::Shouhu],
+            rounds: 1,
+            population: 500,
+            out: out.path().to_path_buf(),
+            shouhu: env!("CARGO_BIN_EXE_shouhu").into(),
+            mix: Mix::default(),
+            model: UserModel::default(),
+            progress: false,
+            command: "cargo test -p shouhu --test loadtest_smoke".to_owned(),
+        })
+        .unwrap();
+        eprintln!("{}", bench.summary);
+        let run = &bench.runs[0];
+        eprintln!(
+            "run {attempt}: schedule lag p50/p99/max {:?} µs (dispatcher {:?} µs)",
+            run.lag_us, run.dispatch_lag_us
+        );
+        assert_eq!(run.wrong(), 0, "WRONG answers: {:?}", run.wrong_examples);
+        if run.valid || attempt == RUNS {
+            break (bench, out);
+        }
+    };
     let run = &bench.runs[0];
-    eprintln!(
-        "schedule lag p50/p99/max {:?} µs (dispatcher {:?} µs)",
-        run.lag_us, run.dispatch_lag_us
-    );
-    assert_eq!(run.wrong(), 0, "WRONG answers: {:?}", run.wrong_examples);
     assert!(
         run.valid,
-        "the generator fell behind: schedule lag p50/p99/max {:?} µs (its dispatcher {:?} µs)",
+        "the generator fell behind in {RUNS} runs: schedule lag p50/p99/max {:?} µs (its \
+         dispatcher {:?} µs)",
         run.lag_us, run.dispatch_lag_us
     );
     // It measured something: codes were shown in every phase, and the hanging origin's

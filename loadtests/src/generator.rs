@@ -281,6 +281,7 @@ struct Ctx {
     retries: Mutex<mpsc::Sender<Due>>,
     /// Answers to judge; `None` once the run is over.
     judge: Mutex<Option<mpsc::Sender<Returned>>>,
+    priorities: Priorities,
 }
 
 /// The workload of one run.
@@ -305,6 +306,8 @@ pub struct Workload {
     pub first_registration: u64,
     /// Live counters.
     pub live: Arc<Live>,
+    /// How its threads are scheduled.
+    pub priorities: Priorities,
 }
 
 /// A client that keeps connections open (a pool per host), talks to loopback only and gives
@@ -324,6 +327,10 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 
 /// How long before an attempt is due the dispatcher stops sleeping and yields instead.
 const SPIN: Duration = Duration::from_micros(1500);
+
+/// The same when it runs real-time: it spins rather than yields (a yielding real-time thread
+/// would still keep the workers off its CPU), so for a much shorter stretch.
+const RT_SPIN: Duration = Duration::from_micros(100);
 
 /// Connection pools the attempts are spread over.
 const CLIENT_POOLS: u64 = 32;
@@ -389,6 +396,7 @@ pub fn run(
         live: workload.live,
         retries: Mutex::new(tx),
         judge: Mutex::new(Some(judge_tx)),
+        priorities: workload.priorities,
     });
     let judge = {
         let ctx = Arc::clone(&ctx);
@@ -438,6 +446,12 @@ pub fn run(
         .peekable();
 
     let mut later: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
+    let realtime = if workload.priorities.realtime {
+        RealTime::enter()
+    } else {
+        None
+    };
+    let spin = if realtime.is_some() { RT_SPIN } else { SPIN };
     let mut dispatch_lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
         while let Ok(d) = rx.try_recv() {
@@ -463,10 +477,12 @@ pub fn run(
         let now = start.elapsed();
         if next > now {
             let wait = next - now;
-            if wait > SPIN {
+            if wait > spin {
                 // Retries arrive at least half a second ahead; waking every 2 ms picks
                 // them up.
-                std::thread::sleep((wait - SPIN).min(Duration::from_millis(2)));
+                std::thread::sleep((wait - spin).min(Duration::from_millis(2)));
+            } else if realtime.is_some() {
+                std::hint::spin_loop();
             } else {
                 // The last stretch is spent yielding, not sleeping: a virtual CPU that
                 // idles is woken up to a millisecond late, which is the whole lag budget.
@@ -488,6 +504,7 @@ pub fn run(
         }
     }
 
+    drop(realtime);
     // Answers still on their way: at most the client timeout.
     let deadline = Instant::now() + ctx.model.client_timeout + Duration::from_secs(2);
     while ctx.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
@@ -646,10 +663,10 @@ async fn attempt(ctx: Arc<Ctx>, due: Due) {
 }
 
 /// The judge's loop: verifies every answer, records it and schedules what the user does
-/// next. It runs on its own thread at the lowest priority so that checking signatures
-/// never delays a send; its queue only delays the bookkeeping.
+/// next. It runs on its own thread below the workers and the dispatcher (see [`Priorities`])
+/// so that checking signatures never delays a send; its queue only delays the bookkeeping.
 fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
-    lower_this_threads_priority("19");
+    ctx.priorities.enter_judge();
     while let Ok(r) = rx.recv() {
         let person = &ctx.people[r.intent.person];
         let (outcome, retry_after, wrong) = match r.intent.class {
@@ -667,20 +684,89 @@ fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
     }
 }
 
-/// `renice` this thread to `niceness` (Linux threads are tasks with their own id, which
-/// `/proc/thread-self` names); lowering a priority needs no privilege.
-pub fn lower_this_threads_priority(niceness: &str) {
+/// How the generator's threads are scheduled on its CPUs. Whoever else runs there (a busy
+/// machine, a CI neighbour) must not delay a send, and niceness cannot promise that: with
+/// autogroups (`kernel.sched_autogroup_enabled`) it only orders threads within one session.
+/// So with `CAP_SYS_NICE` (root) the dispatcher runs `SCHED_FIFO` at 10 and the runtime's
+/// workers at 5: each preempts every ordinary thread the moment it wakes, the dispatcher
+/// preempts the workers, and the judge is an ordinary thread that takes what they leave.
+/// Without it the dispatcher keeps niceness 0, the workers take 5 and the judge 19.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Priorities {
+    /// The dispatcher and the workers may run real-time.
+    pub realtime: bool,
+}
+
+/// `SCHED_FIFO` priorities of the dispatcher and of the runtime's workers.
+const DISPATCHER_RT: &str = "10";
+const WORKERS_RT: &str = "5";
+
+impl Priorities {
+    /// What this process may do: real-time when its effective capabilities hold
+    /// `CAP_SYS_NICE` (bit 23 of `CapEff` in `/proc/self/status`).
+    #[must_use]
+    pub fn of_this_process() -> Self {
+        Self::from_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+    }
+
+    /// From the text of `/proc/PID/status`.
+    fn from_status(status: &str) -> Self {
+        const CAP_SYS_NICE: u32 = 23;
+        let realtime = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0);
+        Self { realtime }
+    }
+
+    /// Sets the calling thread up as one of the runtime's workers.
+    pub fn enter_worker(self) {
+        if !(self.realtime && on_this_thread("chrt", &["--fifo", "--pid", WORKERS_RT])) {
+            let _ = on_this_thread("renice", &["-n", "5", "-p"]);
+        }
+    }
+
+    /// Sets the calling thread up as the judge.
+    fn enter_judge(self) {
+        if !self.realtime {
+            let _ = on_this_thread("renice", &["-n", "19", "-p"]);
+        }
+    }
+}
+
+/// Runs `program args TID` for the calling thread (Linux threads are tasks with their own
+/// id, which `/proc/thread-self` names); true if it succeeded.
+fn on_this_thread(program: &str, args: &[&str]) -> bool {
     let Ok(link) = std::fs::read_link("/proc/thread-self") else {
-        return;
+        return false;
     };
-    let Some(tid) = link.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-        return;
+    let Some(tid) = link.file_name() else {
+        return false;
     };
-    let _ = std::process::Command::new("renice")
-        .args(["-n", niceness, "-p", &tid])
+    std::process::Command::new(program)
+        .args(args)
+        .arg(tid)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The calling thread runs `SCHED_FIFO` at [`DISPATCHER_RT`] while this lives, and as an
+/// ordinary thread after; `None` if `chrt` refused.
+struct RealTime;
+
+impl RealTime {
+    fn enter() -> Option<Self> {
+        on_this_thread("chrt", &["--fifo", "--pid", DISPATCHER_RT]).then_some(Self)
+    }
+}
+
+impl Drop for RealTime {
+    fn drop(&mut self) {
+        let _ = on_this_thread("chrt", &["--other", "--pid", "0"]);
+    }
 }
 
 /// Outcome of one attempt as the user sees it: the class (for displays the oracle's), the
@@ -912,7 +998,50 @@ pub fn chosen(seed: u64, n: usize, share: f64, population: usize) -> Vec<usize> 
 
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn real_time_needs_cap_sys_nice() {
+        let status = |caps: &str| format!("Name:\tx\nCapPrm:\t{caps}\nCapEff:\t{caps}\n");
+        assert!(Priorities::from_status(&status("000001ffffffffff")).realtime);
+        assert!(Priorities::from_status(&status("0000000000800000")).realtime);
+        assert!(!Priorities::from_status(&status("00000000a80425fb")).realtime);
+        assert!(!Priorities::from_status(&status("0000000000000000")).realtime);
+        assert!(!Priorities::from_status("Name:\tx\n").realtime);
+    }
+
+    /// The policy `chrt` reports for the calling thread.
+    fn policy_of_this_thread() -> String {
+        let tid = std::fs::read_link("/proc/thread-self").unwrap();
+        let out = std::process::Command::new("chrt")
+            .arg("--pid")
+            .arg(tid.file_name().unwrap())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn the_dispatcher_is_real_time_only_while_it_dispatches() {
+        let may = Priorities::of_this_process().realtime;
+        std::thread::spawn(move || {
+            let before = policy_of_this_thread();
+            assert!(before.contains("SCHED_OTHER"), "{before}");
+            let rt = RealTime::enter();
+            assert_eq!(rt.is_some(), may, "chrt --fifo with CAP_SYS_NICE: {may}");
+            if rt.is_some() {
+                let during = policy_of_this_thread();
+                assert!(during.contains("SCHED_FIFO"), "{during}");
+                assert!(during.contains(&format!(": {DISPATCHER_RT}")), "{during}");
+            }
+            drop(rt);
+            let after = policy_of_this_thread();
+            assert!(after.contains("SCHED_OTHER"), "{after}");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn phases_are_found_by_offset() {

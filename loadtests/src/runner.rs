@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use shouhu_code::{Colour, TrustList};
 use shouhu_testkit::RedisServer;
 
-use crate::generator::{self, Live, Mix, TruthBook, UserModel, Workload};
+use crate::generator::{self, Live, Mix, Priorities, TruthBook, UserModel, Workload};
 use crate::issuer::IssuerProc;
 use crate::nginx::{NginxParams, NginxProc};
 use crate::oracle::Oracle;
@@ -318,13 +318,14 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     if let Some(w) = &fd_warning {
         eprintln!("shouhu-loadtest: {w}");
     }
-    // The dispatcher thread (niceness 0) must wake on time; the runtime's workers run at 5
-    // so that it preempts them at once, and they look at the global queue, where new
-    // attempts arrive, every other task poll rather than every 61st.
+    // The dispatcher thread must wake on time (see `Priorities`), and the runtime's workers
+    // look at the global queue, where new attempts arrive, every other task poll rather
+    // than every 61st.
+    let priorities = Priorities::of_this_process();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(stack::generator_cpus().max(2))
         .global_queue_interval(2)
-        .on_thread_start(|| generator::lower_this_threads_priority("5"))
+        .on_thread_start(move || priorities.enter_worker())
         .enable_all()
         .build()?;
     let work = opts.out.join("work");
@@ -332,6 +333,7 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     let http = generator::http_client(Duration::from_secs(10))?;
     // A private Redis for the snapshot, never the machine's own on 6379.
     let redis = RedisServer::start();
+    stack::move_to_servers(redis.pid());
     let origin = Origin::start(&opts.shouhu, &work, &redis.url())?;
     let bar = bar(opts.progress, opts.population as u64, "registering");
     let people = runtime.block_on(stack::populate(&http, &origin, opts.population, |n| {
@@ -455,6 +457,7 @@ fn run_variant(
         run_tag: format!("{variant}-{}-{}", round + 1, std::process::id()),
         first_registration: 1_000_000 * (n + 1),
         live: Arc::clone(&live),
+        priorities: Priorities::of_this_process(),
     };
     let schedule = scenario.schedule().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let bar = bar(
@@ -504,6 +507,7 @@ fn run_variant(
     drop(front);
     if let Some(RedisAction::Kill) = scenario.phases.iter().rev().find_map(|p| p.redis) {
         stack.redis.restart();
+        stack::move_to_servers(stack.redis.pid());
     }
 
     let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(PoisonError::into_inner));
@@ -712,7 +716,10 @@ fn apply_phase(
 ) -> anyhow::Result<()> {
     match phase.redis {
         Some(RedisAction::Kill) => stack.redis.kill(),
-        Some(RedisAction::Restart) => stack.redis.restart(),
+        Some(RedisAction::Restart) => {
+            stack.redis.restart();
+            stack::move_to_servers(stack.redis.pid());
+        }
         None => {}
     }
     let origin = stack.origin()?;
