@@ -281,7 +281,6 @@ struct Ctx {
     retries: Mutex<mpsc::Sender<Due>>,
     /// Answers to judge; `None` once the run is over.
     judge: Mutex<Option<mpsc::Sender<Returned>>>,
-    priorities: Priorities,
 }
 
 /// The workload of one run.
@@ -306,8 +305,6 @@ pub struct Workload {
     pub first_registration: u64,
     /// Live counters.
     pub live: Arc<Live>,
-    /// How its threads are scheduled.
-    pub priorities: Priorities,
 }
 
 /// A client that keeps connections open (a pool per host), talks to loopback only and gives
@@ -396,7 +393,6 @@ pub fn run(
         live: workload.live,
         retries: Mutex::new(tx),
         judge: Mutex::new(Some(judge_tx)),
-        priorities: workload.priorities,
     });
     let judge = {
         let ctx = Arc::clone(&ctx);
@@ -446,11 +442,7 @@ pub fn run(
         .peekable();
 
     let mut later: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
-    let realtime = if workload.priorities.realtime {
-        RealTime::enter()
-    } else {
-        None
-    };
+    let realtime = RealTime::enter();
     let spin = if realtime.is_some() { RT_SPIN } else { SPIN };
     let mut dispatch_lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
@@ -663,10 +655,10 @@ async fn attempt(ctx: Arc<Ctx>, due: Due) {
 }
 
 /// The judge's loop: verifies every answer, records it and schedules what the user does
-/// next. It runs on its own thread below the workers and the dispatcher (see [`Priorities`])
-/// so that checking signatures never delays a send; its queue only delays the bookkeeping.
+/// next. It runs on its own thread at the lowest priority so that checking signatures
+/// never delays a send; its queue only delays the bookkeeping.
 fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
-    ctx.priorities.enter_judge();
+    set_this_threads_niceness("19");
     while let Ok(r) = rx.recv() {
         let person = &ctx.people[r.intent.person];
         let (outcome, retry_after, wrong) = match r.intent.class {
@@ -684,55 +676,10 @@ fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
     }
 }
 
-/// How the generator's threads are scheduled on its CPUs. Whoever else runs there (a busy
-/// machine, a CI neighbour) must not delay a send, and niceness cannot promise that: with
-/// autogroups (`kernel.sched_autogroup_enabled`) it only orders threads within one session.
-/// So with `CAP_SYS_NICE` (root) the dispatcher runs `SCHED_FIFO` at 10 and the runtime's
-/// workers at 5: each preempts every ordinary thread the moment it wakes, the dispatcher
-/// preempts the workers, and the judge is an ordinary thread that takes what they leave.
-/// Without it the dispatcher keeps niceness 0, the workers take 5 and the judge 19.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Priorities {
-    /// The dispatcher and the workers may run real-time.
-    pub realtime: bool,
-}
-
-/// `SCHED_FIFO` priorities of the dispatcher and of the runtime's workers.
-const DISPATCHER_RT: &str = "10";
-const WORKERS_RT: &str = "5";
-
-impl Priorities {
-    /// What this process may do: real-time when its effective capabilities hold
-    /// `CAP_SYS_NICE` (bit 23 of `CapEff` in `/proc/self/status`).
-    #[must_use]
-    pub fn of_this_process() -> Self {
-        Self::from_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
-    }
-
-    /// From the text of `/proc/PID/status`.
-    fn from_status(status: &str) -> Self {
-        const CAP_SYS_NICE: u32 = 23;
-        let realtime = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-            .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0);
-        Self { realtime }
-    }
-
-    /// Sets the calling thread up as one of the runtime's workers.
-    pub fn enter_worker(self) {
-        if !(self.realtime && on_this_thread("chrt", &["--fifo", "--pid", WORKERS_RT])) {
-            let _ = on_this_thread("renice", &["-n", "5", "-p"]);
-        }
-    }
-
-    /// Sets the calling thread up as the judge.
-    fn enter_judge(self) {
-        if !self.realtime {
-            let _ = on_this_thread("renice", &["-n", "19", "-p"]);
-        }
-    }
+/// `renice` the calling thread to `niceness`: the runtime's workers run at 5 and the judge
+/// at 19, below the dispatcher, so that neither delays a send.
+pub fn set_this_threads_niceness(niceness: &str) {
+    let _ = on_this_thread("renice", &["-n", niceness, "-p"]);
 }
 
 /// Runs `program args TID` for the calling thread (Linux threads are tasks with their own
@@ -753,8 +700,17 @@ fn on_this_thread(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The calling thread runs `SCHED_FIFO` at [`DISPATCHER_RT`] while this lives, and as an
-/// ordinary thread after; `None` if `chrt` refused.
+/// `SCHED_FIFO` priority of the dispatcher.
+const DISPATCHER_RT: &str = "10";
+
+/// The calling thread (the dispatcher) runs `SCHED_FIFO` at [`DISPATCHER_RT`] while this
+/// lives, and as an ordinary thread after; `None` if `chrt` refused (it needs
+/// `CAP_SYS_NICE`). Niceness cannot keep the dispatcher on time on a busy machine: with
+/// autogroups (`kernel.sched_autogroup_enabled`) it only orders threads within one session,
+/// while a real-time thread preempts every ordinary one the moment it wakes. Only the
+/// dispatcher: it sleeps most of the time. Real-time workers were tried and made the standard
+/// run invalid (lag p99 0.55-2.8 s): at 10x they kept the judge off the CPU and each other
+/// off it too (`SCHED_FIFO` threads of one priority do not share time).
 struct RealTime;
 
 impl RealTime {
@@ -1001,14 +957,14 @@ mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
-    #[test]
-    fn real_time_needs_cap_sys_nice() {
-        let status = |caps: &str| format!("Name:\tx\nCapPrm:\t{caps}\nCapEff:\t{caps}\n");
-        assert!(Priorities::from_status(&status("000001ffffffffff")).realtime);
-        assert!(Priorities::from_status(&status("0000000000800000")).realtime);
-        assert!(!Priorities::from_status(&status("00000000a80425fb")).realtime);
-        assert!(!Priorities::from_status(&status("0000000000000000")).realtime);
-        assert!(!Priorities::from_status("Name:\tx\n").realtime);
+    /// `CAP_SYS_NICE` is among this process's effective capabilities (bit 23 of `CapEff`).
+    fn may_run_real_time() -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .unwrap();
+        u64::from_str_radix(hex.trim(), 16).unwrap() & (1 << 23) != 0
     }
 
     /// The policy `chrt` reports for the calling thread.
@@ -1024,7 +980,7 @@ mod tests {
 
     #[test]
     fn the_dispatcher_is_real_time_only_while_it_dispatches() {
-        let may = Priorities::of_this_process().realtime;
+        let may = may_run_real_time();
         std::thread::spawn(move || {
             let before = policy_of_this_thread();
             assert!(before.contains("SCHED_OTHER"), "{before}");

@@ -416,9 +416,16 @@ fn validity_line(rounds: &[&VariantRun]) -> String {
     format!("{validity}; WRONG total {wrong}{must} ({n} round{s})")
 }
 
-fn invalid_reason(run: &VariantRun) -> String {
+/// Why `run` is invalid, starting with `INVALID: `.
+pub(crate) fn invalid_reason(run: &VariantRun) -> String {
     let lag_p99 = Duration::from_micros(run.lag_us[1]);
-    if lag_p99 > MAX_LAG_P99 {
+    if !run.problems.is_empty() {
+        let mut why = format!("INVALID: {}", run.problems.join("; "));
+        if lag_p99 > MAX_LAG_P99 {
+            why.push_str(&format!("; schedule lag p99 {} ms", ms_short(lag_p99)));
+        }
+        why
+    } else if lag_p99 > MAX_LAG_P99 {
         format!(
             "INVALID: schedule lag p99 {} ms > {} ms",
             ms_short(lag_p99),
@@ -840,6 +847,7 @@ pub(crate) mod testing {
             dispatch_lag_us: [0; 3],
             lag_us: [50, 200, 900],
             valid: true,
+            problems: Vec::new(),
             front_cpu_seconds: 1.5,
             generator_cpu_seconds: 2.5,
             wrong_examples: Vec::new(),
@@ -998,6 +1006,30 @@ mod tests {
         assert_eq!(row(&text, "p99 latency", "mixed"), "| mixed | 500 |");
         assert_eq!(row(&text, "BUSY share", "mixed"), "| mixed | 50.0 |");
         assert_eq!(row(&text, "Valid-code share", "mixed"), "| mixed | 50.0 |");
+    }
+
+    #[test]
+    fn a_change_that_was_not_made_makes_the_run_invalid() {
+        let mut r = run(Variant::Direct, two_phases(10));
+        r.valid = false;
+        r.problems = vec![
+            "phase \"origin hangs\": changing the origin: 10 tries, a second apart, all failed: \
+             POST /admin/fault: no answer within 2 s"
+                .to_owned(),
+        ];
+        let text = summary_table(&[r.clone()]);
+        assert!(
+            text.contains(
+                "- **direct**: INVALID: phase \"origin hangs\": changing the origin: 10 tries"
+            ),
+            "{text}"
+        );
+        r.lag_us = [300, 2500, 9000];
+        assert!(
+            invalid_reason(&r).ends_with("no answer within 2 s; schedule lag p99 2.5 ms"),
+            "{}",
+            invalid_reason(&r)
+        );
     }
 
     #[test]

@@ -246,8 +246,12 @@ pub struct VariantRun {
     pub lag_us: [u64; 3],
     /// Of that, the dispatcher thread's own lateness, p50/p99/max, microseconds.
     pub dispatch_lag_us: [u64; 3],
-    /// Whether the generator kept to its schedule (lag p99 within 1 ms).
+    /// Whether the run counts: the generator kept to its schedule (lag p99 within 1 ms) and
+    /// every change the scenario asked for was made.
     pub valid: bool,
+    /// Changes the scenario asked for that could not be made (an origin too busy to take an
+    /// admin call): the run went on without them and is invalid.
+    pub problems: Vec<String>,
     /// CPU seconds the variant's own processes (proxy, nginx, issuer) used during the run.
     pub front_cpu_seconds: f64,
     /// CPU seconds the generator itself used during the run (overload.md §9.2: it should stay

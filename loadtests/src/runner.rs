@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use shouhu_code::{Colour, TrustList};
 use shouhu_testkit::RedisServer;
 
-use crate::generator::{self, Live, Mix, Priorities, TruthBook, UserModel, Workload};
+use crate::generator::{self, Live, Mix, TruthBook, UserModel, Workload};
 use crate::issuer::IssuerProc;
 use crate::nginx::{NginxParams, NginxProc};
 use crate::oracle::Oracle;
@@ -318,14 +318,14 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     if let Some(w) = &fd_warning {
         eprintln!("shouhu-loadtest: {w}");
     }
-    // The dispatcher thread must wake on time (see `Priorities`), and the runtime's workers
+    // The dispatcher thread must wake on time: it runs real-time where it may, and the
+    // runtime's workers run at niceness 5 so that it preempts them where it may not. They
     // look at the global queue, where new attempts arrive, every other task poll rather
     // than every 61st.
-    let priorities = Priorities::of_this_process();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(stack::generator_cpus().max(2))
         .global_queue_interval(2)
-        .on_thread_start(move || priorities.enter_worker())
+        .on_thread_start(|| generator::set_this_threads_niceness("5"))
         .enable_all()
         .build()?;
     let work = opts.out.join("work");
@@ -381,7 +381,7 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
                     if run.valid {
                         "valid".to_owned()
                     } else {
-                        format!("INVALID (schedule lag p99 {} µs)", run.lag_us[1])
+                        crate::report::invalid_reason(&run)
                     }
                 );
             }
@@ -457,7 +457,6 @@ fn run_variant(
         run_tag: format!("{variant}-{}-{}", round + 1, std::process::id()),
         first_registration: 1_000_000 * (n + 1),
         live: Arc::clone(&live),
-        priorities: Priorities::of_this_process(),
     };
     let schedule = scenario.schedule().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let bar = bar(
@@ -493,12 +492,13 @@ fn run_variant(
         });
         let generated = generator::run(runtime.handle(), &schedule, workload, start);
         stop.store(true, Ordering::Relaxed);
-        match driver.join() {
+        let problems = match driver.join() {
             Ok(r) => r?,
             Err(_) => bail!("the phase driver panicked"),
-        }
-        generated
+        };
+        Ok((generated?, problems))
     })?;
+    let (generated, problems) = generated;
     stop.store(true, Ordering::Relaxed);
     let _ = runtime.block_on(sampler);
     bar.finish_and_clear();
@@ -559,7 +559,8 @@ fn run_variant(
             lag.max(),
         ],
         dispatch_lag_us: generated.dispatch_lag_us,
-        valid: all.validity() == crate::measure::Validity::Valid,
+        valid: all.validity() == crate::measure::Validity::Valid && problems.is_empty(),
+        problems,
         front_cpu_seconds,
         generator_cpu_seconds,
         wrong_examples: generated.wrong_examples,
@@ -638,7 +639,9 @@ async fn sample_origin(
 }
 
 /// Applies each phase's origin and Redis changes at its start and each colour change at its
-/// time; moves the progress bar.
+/// time; moves the progress bar. Returns the changes that could not be made: an origin
+/// drowning without protection may not take an admin call, and the other variants' runs
+/// are still worth having.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site, all borrowed for the run"
@@ -653,7 +656,8 @@ fn drive(
     stop: &AtomicBool,
     bar: &ProgressBar,
     live: &Live,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
     let starts = scenario.phase_starts();
     let mut next_phase = 0usize;
     let mut next_event = 0usize;
@@ -662,7 +666,14 @@ fn drive(
         let now = start.elapsed();
         if next_phase < starts.len() && starts[next_phase] <= now {
             let phase = &scenario.phases[next_phase];
-            apply_phase(rt, stack, phase)?;
+            if let Err(e) = apply_phase(rt, stack, phase) {
+                if bar.is_hidden() {
+                    eprintln!("shouhu-loadtest: {e:#}");
+                } else {
+                    bar.println(format!("shouhu-loadtest: {e:#}"));
+                }
+                problems.push(format!("{e:#}"));
+            }
             bar.set_message(phase.name.clone());
             next_phase += 1;
             continue;
@@ -706,7 +717,7 @@ fn drive(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok(())
+    Ok(problems)
 }
 
 fn apply_phase(
@@ -775,5 +786,7 @@ async fn admin_with_retries(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("{method} {path} failed")))
+    Err(last
+        .unwrap_or_else(|| anyhow::anyhow!("{method} {path} failed"))
+        .context("10 tries, a second apart, all failed"))
 }
