@@ -325,10 +325,6 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 /// How long before an attempt is due the dispatcher stops sleeping and yields instead.
 const SPIN: Duration = Duration::from_micros(1500);
 
-/// The same when it runs real-time: it spins rather than yields (a yielding real-time thread
-/// would still keep the workers off its CPU), so for a much shorter stretch.
-const RT_SPIN: Duration = Duration::from_micros(100);
-
 /// Connection pools the attempts are spread over.
 const CLIENT_POOLS: u64 = 32;
 
@@ -442,8 +438,6 @@ pub fn run(
         .peekable();
 
     let mut later: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
-    let realtime = RealTime::enter();
-    let spin = if realtime.is_some() { RT_SPIN } else { SPIN };
     let mut dispatch_lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     loop {
         while let Ok(d) = rx.try_recv() {
@@ -469,12 +463,10 @@ pub fn run(
         let now = start.elapsed();
         if next > now {
             let wait = next - now;
-            if wait > spin {
+            if wait > SPIN {
                 // Retries arrive at least half a second ahead; waking every 2 ms picks
                 // them up.
-                std::thread::sleep((wait - spin).min(Duration::from_millis(2)));
-            } else if realtime.is_some() {
-                std::hint::spin_loop();
+                std::thread::sleep((wait - SPIN).min(Duration::from_millis(2)));
             } else {
                 // The last stretch is spent yielding, not sleeping: a virtual CPU that
                 // idles is woken up to a millisecond late, which is the whole lag budget.
@@ -496,7 +488,6 @@ pub fn run(
         }
     }
 
-    drop(realtime);
     // Answers still on their way: at most the client timeout.
     let deadline = Instant::now() + ctx.model.client_timeout + Duration::from_secs(2);
     while ctx.live.in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
@@ -658,7 +649,7 @@ async fn attempt(ctx: Arc<Ctx>, due: Due) {
 /// next. It runs on its own thread at the lowest priority so that checking signatures
 /// never delays a send; its queue only delays the bookkeeping.
 fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
-    set_this_threads_niceness("19");
+    lower_this_threads_priority("19");
     while let Ok(r) = rx.recv() {
         let person = &ctx.people[r.intent.person];
         let (outcome, retry_after, wrong) = match r.intent.class {
@@ -676,53 +667,20 @@ fn judge_loop(ctx: &Ctx, rx: &mpsc::Receiver<Returned>) {
     }
 }
 
-/// `renice` the calling thread to `niceness`: the runtime's workers run at 5 and the judge
-/// at 19, below the dispatcher, so that neither delays a send.
-pub fn set_this_threads_niceness(niceness: &str) {
-    let _ = on_this_thread("renice", &["-n", niceness, "-p"]);
-}
-
-/// Runs `program args TID` for the calling thread (Linux threads are tasks with their own
-/// id, which `/proc/thread-self` names); true if it succeeded.
-fn on_this_thread(program: &str, args: &[&str]) -> bool {
+/// `renice` this thread to `niceness` (Linux threads are tasks with their own id, which
+/// `/proc/thread-self` names); lowering a priority needs no privilege.
+pub fn lower_this_threads_priority(niceness: &str) {
     let Ok(link) = std::fs::read_link("/proc/thread-self") else {
-        return false;
+        return;
     };
-    let Some(tid) = link.file_name() else {
-        return false;
+    let Some(tid) = link.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return;
     };
-    std::process::Command::new(program)
-        .args(args)
-        .arg(tid)
+    let _ = std::process::Command::new("renice")
+        .args(["-n", niceness, "-p", &tid])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `SCHED_FIFO` priority of the dispatcher.
-const DISPATCHER_RT: &str = "10";
-
-/// The calling thread (the dispatcher) runs `SCHED_FIFO` at [`DISPATCHER_RT`] while this
-/// lives, and as an ordinary thread after; `None` if `chrt` refused (it needs
-/// `CAP_SYS_NICE`). Niceness cannot keep the dispatcher on time on a busy machine: with
-/// autogroups (`kernel.sched_autogroup_enabled`) it only orders threads within one session,
-/// while a real-time thread preempts every ordinary one the moment it wakes. Only the
-/// dispatcher: it sleeps most of the time. Real-time workers were tried and made the standard
-/// run invalid (lag p99 0.55-2.8 s): at 10x they kept the judge off the CPU and each other
-/// off it too (`SCHED_FIFO` threads of one priority do not share time).
-struct RealTime;
-
-impl RealTime {
-    fn enter() -> Option<Self> {
-        on_this_thread("chrt", &["--fifo", "--pid", DISPATCHER_RT]).then_some(Self)
-    }
-}
-
-impl Drop for RealTime {
-    fn drop(&mut self) {
-        let _ = on_this_thread("chrt", &["--other", "--pid", "0"]);
-    }
+        .status();
 }
 
 /// Outcome of one attempt as the user sees it: the class (for displays the oracle's), the
@@ -954,50 +912,7 @@ pub fn chosen(seed: u64, n: usize, share: f64, population: usize) -> Vec<usize> 
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
-
-    /// `CAP_SYS_NICE` is among this process's effective capabilities (bit 23 of `CapEff`).
-    fn may_run_real_time() -> bool {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let hex = status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapEff:"))
-            .unwrap();
-        u64::from_str_radix(hex.trim(), 16).unwrap() & (1 << 23) != 0
-    }
-
-    /// The policy `chrt` reports for the calling thread.
-    fn policy_of_this_thread() -> String {
-        let tid = std::fs::read_link("/proc/thread-self").unwrap();
-        let out = std::process::Command::new("chrt")
-            .arg("--pid")
-            .arg(tid.file_name().unwrap())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    #[test]
-    fn the_dispatcher_is_real_time_only_while_it_dispatches() {
-        let may = may_run_real_time();
-        std::thread::spawn(move || {
-            let before = policy_of_this_thread();
-            assert!(before.contains("SCHED_OTHER"), "{before}");
-            let rt = RealTime::enter();
-            assert_eq!(rt.is_some(), may, "chrt --fifo with CAP_SYS_NICE: {may}");
-            if rt.is_some() {
-                let during = policy_of_this_thread();
-                assert!(during.contains("SCHED_FIFO"), "{during}");
-                assert!(during.contains(&format!(": {DISPATCHER_RT}")), "{during}");
-            }
-            drop(rt);
-            let after = policy_of_this_thread();
-            assert!(after.contains("SCHED_OTHER"), "{after}");
-        })
-        .join()
-        .unwrap();
-    }
 
     #[test]
     fn phases_are_found_by_offset() {

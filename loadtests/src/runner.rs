@@ -318,14 +318,13 @@ pub fn bench(opts: &Options) -> anyhow::Result<Bench> {
     if let Some(w) = &fd_warning {
         eprintln!("shouhu-loadtest: {w}");
     }
-    // The dispatcher thread must wake on time: it runs real-time where it may, and the
-    // runtime's workers run at niceness 5 so that it preempts them where it may not. They
-    // look at the global queue, where new attempts arrive, every other task poll rather
-    // than every 61st.
+    // The dispatcher thread (niceness 0) must wake on time; the runtime's workers run at 5
+    // so that it preempts them at once, and they look at the global queue, where new
+    // attempts arrive, every other task poll rather than every 61st.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(stack::generator_cpus().max(2))
         .global_queue_interval(2)
-        .on_thread_start(|| generator::set_this_threads_niceness("5"))
+        .on_thread_start(|| generator::lower_this_threads_priority("5"))
         .enable_all()
         .build()?;
     let work = opts.out.join("work");
