@@ -426,11 +426,18 @@ pub(crate) fn invalid_reason(run: &VariantRun) -> String {
         }
         why
     } else if lag_p99 > MAX_LAG_P99 {
-        format!(
+        let mut why = format!(
             "INVALID: schedule lag p99 {} ms > {} ms",
             ms_short(lag_p99),
             ms_short(MAX_LAG_P99)
-        )
+        );
+        if run.steal_percent >= 0.5 {
+            why.push_str(&format!(
+                " (the hypervisor took {:.1} % of the generator's CPU)",
+                run.steal_percent
+            ));
+        }
+        why
     } else {
         format!(
             "INVALID: the generator fell behind (schedule lag p99 {} ms)",
@@ -850,6 +857,7 @@ pub(crate) mod testing {
             problems: Vec::new(),
             front_cpu_seconds: 1.5,
             generator_cpu_seconds: 2.5,
+            steal_percent: 0.0,
             wrong_examples: Vec::new(),
         }
     }

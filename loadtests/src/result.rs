@@ -252,6 +252,9 @@ pub struct VariantRun {
     /// Changes the scenario asked for that could not be made (an origin too busy to take an
     /// admin call): the run went on without them and is invalid.
     pub problems: Vec<String>,
+    /// Share of the generator's CPU time the hypervisor took away during the run, percent:
+    /// a run invalid with much stolen says more about the machine than the generator.
+    pub steal_percent: f64,
     /// CPU seconds the variant's own processes (proxy, nginx, issuer) used during the run.
     pub front_cpu_seconds: f64,
     /// CPU seconds the generator itself used during the run (overload.md §9.2: it should stay

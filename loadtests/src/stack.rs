@@ -128,21 +128,6 @@ pub fn pin_generator() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Moves a process this one started (Redis, from the test kit, starts on the generator's
-/// CPUs) to the servers' CPUs at [`SERVER_NICENESS`], where [`niced`] starts the others.
-pub fn move_to_servers(pid: Option<u32>) {
-    let Some(pid) = pid.map(|p| p.to_string()) else {
-        return;
-    };
-    let quiet = |cmd: &mut Command| {
-        let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
-    };
-    if let Some(layout) = cpu_layout() {
-        quiet(Command::new("taskset").args(["-a", "-p", "-c", &layout.servers, &pid]));
-    }
-    quiet(Command::new("renice").args(["-n", SERVER_NICENESS, "-p", &pid]));
-}
-
 /// A command that runs `program` on the servers' CPUs at [`SERVER_NICENESS`] (`taskset` and
 /// `nice` exec it: the PID is the program's).
 #[must_use]
@@ -772,6 +757,54 @@ pub fn own_cpu_seconds() -> f64 {
     proc_ticks(std::process::id()) as f64 / 100.0
 }
 
+/// Time the hypervisor ran something else while the generator's CPUs wanted to run
+/// ("steal") and all their time, in ticks, from `/proc/stat`. A virtual CPU that is taken
+/// away for milliseconds delays sends whatever the generator does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// Stolen ticks.
+    pub steal: u64,
+    /// All ticks.
+    pub total: u64,
+}
+
+impl CpuTime {
+    /// The generator's CPUs (all of them without a layout) now.
+    #[must_use]
+    pub fn of_generator() -> Self {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let names: Vec<String> = if cpu_layout().is_some() {
+            (0..generator_cpus()).map(|i| format!("cpu{i}")).collect()
+        } else {
+            vec!["cpu".to_owned()]
+        };
+        Self::parse(&text, &names)
+    }
+
+    /// The sum over the lines of `/proc/stat` named in `cpus`.
+    fn parse(text: &str, cpus: &[String]) -> Self {
+        let mut t = Self::default();
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            if !fields.next().is_some_and(|n| cpus.iter().any(|c| c == n)) {
+                continue;
+            }
+            // user nice system idle iowait irq softirq steal (guest time is inside user).
+            let ticks: Vec<u64> = fields.take(8).filter_map(|f| f.parse().ok()).collect();
+            t.total += ticks.iter().sum::<u64>();
+            t.steal += ticks.get(7).copied().unwrap_or(0);
+        }
+        t
+    }
+
+    /// The share of `self - before` that was stolen, percent.
+    #[must_use]
+    pub fn steal_percent_since(self, before: Self) -> f64 {
+        let total = self.total.saturating_sub(before.total);
+        100.0 * self.steal.saturating_sub(before.steal) as f64 / total.max(1) as f64
+    }
+}
+
 /// The fields of `/proc/PID/stat` after the command name.
 fn proc_stat(pid: u32) -> Option<Vec<String>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -793,7 +826,6 @@ fn proc_parent(pid: u32) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     #[test]
@@ -810,26 +842,31 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_moved_to_the_servers_cpus_at_their_niceness() {
-        let redis = shouhu_testkit::RedisServer::start();
-        let pid = redis.pid().unwrap();
-        move_to_servers(Some(pid));
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the command's closing parenthesis; niceness is the 19th field.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let nice = after.split(' ').nth(16).unwrap();
-        assert_eq!(nice, SERVER_NICENESS, "{stat}");
-        if let Some(layout) = cpu_layout() {
-            let out = Command::new("taskset")
-                .args(["-c", "-p", &pid.to_string()])
-                .output()
-                .unwrap();
-            let out = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.trim().ends_with(&format!(": {}", layout.servers)),
-                "{out}"
-            );
-        }
+    fn stolen_time_is_read_for_the_named_cpus() {
+        let text = "cpu  10 0 10 70 0 0 0 10 0 0\ncpu0 5 0 5 30 0 0 0 10 0 0\n\
+                    cpu1 5 0 5 40 0 0 0 0 0 0\nintr 1 2 3\n";
+        let cpu0 = CpuTime::parse(text, &["cpu0".to_owned()]);
+        assert_eq!(
+            cpu0,
+            CpuTime {
+                steal: 10,
+                total: 50
+            }
+        );
+        let all = CpuTime::parse(text, &["cpu".to_owned()]);
+        assert_eq!(
+            all,
+            CpuTime {
+                steal: 10,
+                total: 100
+            }
+        );
+        let later = CpuTime {
+            steal: 13,
+            total: 110,
+        };
+        assert!((later.steal_percent_since(all) - 30.0).abs() < 1e-9);
+        assert!(CpuTime::of_generator().total > 0);
     }
 
     #[test]

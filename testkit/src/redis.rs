@@ -62,12 +62,6 @@ impl RedisServer {
         self.port
     }
 
-    /// The server's process id while it runs.
-    #[must_use]
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid()
-    }
-
     /// `redis://127.0.0.1:PORT`.
     #[must_use]
     pub fn url(&self) -> String {
