@@ -477,7 +477,7 @@ fn run_variant(
         Arc::clone(&samples),
         Arc::clone(&stop),
     ));
-    let generated = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (generated, problems) = std::thread::scope(|s| -> anyhow::Result<_> {
         let driver = s.spawn(|| {
             drive(
                 runtime.handle(),
@@ -499,7 +499,6 @@ fn run_variant(
         };
         Ok((generated?, problems))
     })?;
-    let (generated, problems) = generated;
     stop.store(true, Ordering::Relaxed);
     let _ = runtime.block_on(sampler);
     bar.finish_and_clear();

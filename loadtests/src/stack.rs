@@ -63,8 +63,10 @@ pub const SERVER_NICENESS: &str = "10";
 /// would otherwise keep it from sending on time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuLayout {
-    /// `taskset -c` list of the generator.
+    /// `taskset -c` list of the generator: CPUs `0..generator_count`.
     pub generator: String,
+    /// How many CPUs the generator has.
+    pub generator_count: usize,
     /// `taskset -c` list of the servers (origin, fronts).
     pub servers: String,
 }
@@ -96,6 +98,7 @@ pub fn cpu_layout() -> Option<CpuLayout> {
             };
             Some(CpuLayout {
                 generator: list(0, g - 1),
+                generator_count: g,
                 servers: list(g, n - 1),
             })
         })
@@ -105,12 +108,10 @@ pub fn cpu_layout() -> Option<CpuLayout> {
 /// How many CPUs the generator has: its share of the layout, or all of them without one.
 #[must_use]
 pub fn generator_cpus() -> usize {
-    let all = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if cpu_layout().is_some() {
-        (all / 2).max(1)
-    } else {
-        all
-    }
+    cpu_layout().map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        |l| l.generator_count,
+    )
 }
 
 /// Pins this process (every thread it has and will start) to the generator's CPUs; false
@@ -773,10 +774,9 @@ impl CpuTime {
     #[must_use]
     pub fn of_generator() -> Self {
         let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let names: Vec<String> = if cpu_layout().is_some() {
-            (0..generator_cpus()).map(|i| format!("cpu{i}")).collect()
-        } else {
-            vec!["cpu".to_owned()]
+        let names: Vec<String> = match cpu_layout() {
+            Some(l) => (0..l.generator_count).map(|i| format!("cpu{i}")).collect(),
+            None => vec!["cpu".to_owned()],
         };
         Self::parse(&text, &names)
     }
